@@ -1,0 +1,96 @@
+//! publisher: publishes a name and answers every request on its sessions.
+//!
+//! Prints one line per event on stdout: `published`, `delivered`, `request`, `dropped`,
+//! `status`.
+
+use clap::Parser;
+use layer_cake::daemon::LogArgs;
+use layer_cake::{Event, PubState, Scope};
+use layer_cake_demos::{DirectoryArgs, Ping, Pong};
+
+/// Publish NAME at SCOPE and answer each `Ping` with a `Pong`.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// The name to publish.
+    #[arg(long)]
+    name: String,
+    /// How far it reaches: PROCESS, GROUP, HOST or LAN.
+    #[arg(long, default_value = "HOST")]
+    scope: Scope,
+    #[command(flatten)]
+    directory: DirectoryArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn state_text(state: &PubState) -> String {
+    match state {
+        PubState::Active => "active".to_string(),
+        PubState::Standby { holder } => format!("standby holder={}", holder.short()),
+        PubState::Refused { reason } => format!("refused reason={reason:?}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cli.log.init();
+    let node = cli.directory.start().await?;
+    let mut publication = node.publish(&cli.name, cli.scope).await?;
+    let status = publication.status().clone();
+    println!(
+        "published {} {} at={} {} id={}",
+        cli.name,
+        cli.scope,
+        status.at,
+        state_text(&status.state),
+        node.id().short()
+    );
+    let pid = std::process::id();
+    loop {
+        let event = tokio::select! {
+            e = publication.next() => e,
+            _ = layer_cake::daemon::wait_for_signal() => break,
+        };
+        let Some(event) = event else { break };
+        match event {
+            Event::Delivered(s) => println!(
+                "delivered {} {} session={} subscriber={}",
+                s.name(),
+                s.scope(),
+                s.id(),
+                s.peer().short()
+            ),
+            Event::Dropped(d) => println!(
+                "dropped {} {} session={} reason={:?}",
+                d.name, d.scope, d.session, d.reason
+            ),
+            Event::Status { at, state } => {
+                println!("status {} at={} {}", cli.name, at, state_text(&state))
+            }
+            Event::Message(m) => match m.decode::<Ping>() {
+                Ok(ping) => {
+                    println!(
+                        "request {} seq={} session={}",
+                        cli.name,
+                        ping.seq,
+                        m.session().id()
+                    );
+                    let pong = Pong {
+                        seq: ping.seq,
+                        text: ping.text,
+                        name: cli.name.clone(),
+                        pid,
+                    };
+                    if let Err(e) = m.reply(&pong).await {
+                        eprintln!("reply failed: {e}");
+                    }
+                }
+                Err(e) => eprintln!("ignored a message: {e}"),
+            },
+            Event::Available(_) => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! What the daemon binaries share: their command line and their log set-up.
+
+use crate::directory::server::{self, DirectoryConfig};
+use crate::scope::Scope;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Logging options every layer-cake binary takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log level or filter: error, warn, info, debug, trace, or a tracing filter such as
+    /// `layer_cake=debug`. `RUST_LOG`, when set, wins.
+    #[arg(long, value_name = "LEVEL", default_value = "info", env = "LC_DEBUG_LEVEL")]
+    pub debug_level: String,
+}
+
+impl LogArgs {
+    /// Sends logs to stderr, each line naming the object that spoke (its span: directory, node,
+    /// link) and what it did.
+    pub fn init(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .or_else(|_| tracing_subscriber::EnvFilter::try_new(&self.debug_level))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .try_init();
+    }
+}
+
+/// The command line of a directory daemon.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Where to accept processes and lower directories. Use port 0 for any free port; the
+    /// address actually bound is printed on stdout as `listening <address>`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The parent directory, connected to (on demand) when something registers at a scope
+    /// wider than this directory's.
+    #[arg(long, value_name = "ADDR", env = "LC_DIRECTORY")]
+    pub connect_to_directory: Option<SocketAddr>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log: LogArgs,
+}
+
+/// Runs a directory daemon at `scope` until Ctrl-C or SIGTERM: binds, prints
+/// `listening <address>` on stdout, serves.
+pub async fn run_directory(
+    name: &str,
+    scope: Scope,
+    default_listen: SocketAddr,
+    default_parent: Option<SocketAddr>,
+    args: DaemonArgs,
+) -> std::io::Result<()> {
+    args.log.init();
+    let listen = args.listen.unwrap_or(default_listen);
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e} (is another {name} running?)"))
+    })?;
+    let bound = listener.local_addr()?;
+    println!("listening {bound}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let mut config = DirectoryConfig::new(scope, name);
+    config.parent = args.connect_to_directory.or(default_parent);
+    tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), "{name} started");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    server::run(listener, config, shutdown).await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("can install a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

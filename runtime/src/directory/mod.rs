@@ -1,0 +1,17 @@
+//! Directories: matching subscriptions to publications, and the daemons that do it.
+//!
+//! - [`Engine`]: the pure matching state machine every directory (and every process) runs.
+//! - [`Attachments`]: the subscriber side, choosing the nearest route and handling fallback and
+//!   upgrade.
+//! - [`Search`]: exact names and full-match regular expressions.
+//! - [`server`]: the directory daemon (group-cake, host-cake) around an engine.
+
+mod attach;
+mod engine;
+mod search;
+pub mod server;
+pub(crate) mod uplink;
+
+pub use attach::{Action, Attachments};
+pub use engine::{Engine, LinkId, Output};
+pub use search::Search;

@@ -1,0 +1,312 @@
+//! The directory daemon: an [`Engine`] at one scope, its children's connections and its uplink.
+//!
+//! [`run`] accepts child connections (processes, or lower directories) on a listener, gives each
+//! a link, and feeds everything they send to the engine; the engine's outputs go back down the
+//! links, or up to the parent, which is connected on demand (when some listing reaches wider
+//! than this directory) and re-synchronised after every reconnect.
+//!
+//! A child that sends a malformed, oversized or unexpected frame, speaks another protocol
+//! version, or says nothing within [`HANDSHAKE_TIMEOUT`] has its own connection closed, with the
+//! reason logged; the daemon and every other connection carry on. A child that stops reading
+//! (its queue of [`LINK_QUEUE`] frames fills) is dropped the same way rather than stalling the
+//! directory.
+
+use super::engine::{Engine, LinkId, Output};
+use super::uplink::{self, UplinkEvent, UplinkHandle};
+use crate::ids::ProcessId;
+use crate::scope::Scope;
+use crate::wire::directory::{Down, PubState, Up};
+use crate::wire::{Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTORY_FRAME};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// How many frames may wait to be written to one child before that child is dropped.
+pub const LINK_QUEUE: usize = 1024;
+
+/// How a directory daemon runs.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// The directory's scope (GROUP for group-cake, HOST for host-cake).
+    pub scope: Scope,
+    /// The parent directory, connected to when some listing reaches wider than `scope`.
+    pub parent: Option<SocketAddr>,
+    /// The name the directory gives in its greeting (its executable's name).
+    pub name: String,
+    /// The directory's identity.
+    pub id: ProcessId,
+}
+
+impl DirectoryConfig {
+    /// A directory at `scope` named `name`, with a fresh identity and no parent.
+    pub fn new(scope: Scope, name: impl Into<String>) -> DirectoryConfig {
+        DirectoryConfig { scope, parent: None, name: name.into(), id: ProcessId::random() }
+    }
+}
+
+enum Event {
+    Accepted { link: LinkId, hello: Hello, tx: mpsc::Sender<Down>, cancel: CancellationToken },
+    Frame(LinkId, Up),
+    Closed(LinkId, String),
+}
+
+struct Link {
+    hello: Hello,
+    tx: mpsc::Sender<Down>,
+    cancel: CancellationToken,
+}
+
+/// Runs a directory on `listener` until `shutdown` is cancelled.
+pub async fn run(listener: TcpListener, config: DirectoryConfig, shutdown: CancellationToken) {
+    let span = tracing::info_span!("directory", scope = %config.scope, id = %config.id.short());
+    Directory::new(config, shutdown).run(listener).instrument(span).await
+}
+
+struct Directory {
+    config: DirectoryConfig,
+    engine: Engine,
+    links: HashMap<LinkId, Link>,
+    uplink: Option<UplinkHandle>,
+    /// The epoch of the parent connection in use, if connected.
+    parent_epoch: Option<u64>,
+    shutdown: CancellationToken,
+    out: Vec<Output>,
+}
+
+impl Directory {
+    fn new(config: DirectoryConfig, shutdown: CancellationToken) -> Directory {
+        Directory {
+            engine: Engine::new(config.scope),
+            config,
+            links: HashMap::new(),
+            uplink: None,
+            parent_epoch: None,
+            shutdown,
+            out: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, listener: TcpListener) {
+        let (inbox_tx, mut inbox) = mpsc::channel::<Event>(4096);
+        let (up_tx, mut up_rx) = mpsc::channel::<UplinkEvent>(1024);
+        let hello = self.hello();
+        tokio::spawn(accept_loop(listener, hello, inbox_tx, self.shutdown.clone()).in_current_span());
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                Some(event) = inbox.recv() => self.on_event(event),
+                Some(event) = up_rx.recv() => self.on_uplink(event),
+            }
+            self.flush();
+            if self.uplink.is_none() && self.engine.wants_parent() {
+                if let Some(parent) = self.config.parent {
+                    self.uplink = Some(uplink::spawn(parent, self.hello(), up_tx.clone(), self.shutdown.clone()));
+                }
+            }
+        }
+        for link in self.links.values() {
+            link.cancel.cancel();
+        }
+        info!("directory stopped");
+    }
+
+    fn hello(&self) -> Hello {
+        Hello::new(PeerKind::Directory, self.config.id, self.config.scope, self.config.name.clone())
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Accepted { link, hello, tx, cancel } => {
+                info!(link, peer = %hello.name, peer_id = %hello.id.short(), kind = ?hello.kind, "child connected");
+                self.links.insert(link, Link { hello, tx, cancel });
+            }
+            Event::Frame(link, frame) => {
+                if let Some(l) = self.links.get(&link) {
+                    log_listing(link, &l.hello, &frame);
+                    self.engine.from_child(link, frame, &mut self.out);
+                }
+            }
+            Event::Closed(link, reason) => {
+                if let Some(l) = self.links.remove(&link) {
+                    info!(link, peer = %l.hello.name, peer_id = %l.hello.id.short(), %reason, "child gone");
+                    self.engine.link_lost(link, &mut self.out);
+                }
+            }
+        }
+    }
+
+    fn on_uplink(&mut self, event: UplinkEvent) {
+        match event {
+            UplinkEvent::Connected { epoch, .. } => {
+                self.parent_epoch = Some(epoch);
+                self.engine.parent_connected(&mut self.out);
+            }
+            UplinkEvent::Frame(frame) => self.engine.from_parent(frame, &mut self.out),
+            UplinkEvent::Unreachable => {}
+            UplinkEvent::Lost { epoch } => {
+                if self.parent_epoch == Some(epoch) {
+                    self.parent_epoch = None;
+                    self.engine.parent_lost(&mut self.out);
+                }
+            }
+        }
+    }
+
+    /// Sends what the engine said. A child whose queue is full is dropped (and its listings
+    /// withdrawn, which may say more); a full queue to the parent resets that link.
+    fn flush(&mut self) {
+        while !self.out.is_empty() {
+            let outputs = std::mem::take(&mut self.out);
+            for output in outputs {
+                match output {
+                    Output::ToLink(link, frame) => self.send_down(link, frame),
+                    Output::ToParent(frame) => self.send_up(frame),
+                }
+            }
+        }
+    }
+
+    fn send_down(&mut self, link: LinkId, frame: Down) {
+        let Some(l) = self.links.get(&link) else { return };
+        log_down(link, &l.hello, &frame);
+        if l.tx.try_send(frame).is_err() {
+            warn!(link, peer = %l.hello.name, "child is not reading (queue full); dropping it");
+            l.cancel.cancel();
+            self.links.remove(&link);
+            self.engine.link_lost(link, &mut self.out);
+        }
+    }
+
+    fn send_up(&mut self, frame: Up) {
+        let (Some(uplink), Some(epoch)) = (&self.uplink, self.parent_epoch) else { return };
+        if !uplink.send(epoch, frame) {
+            self.parent_epoch = None;
+            self.engine.parent_lost(&mut self.out);
+        }
+    }
+}
+
+fn log_listing(link: LinkId, peer: &Hello, frame: &Up) {
+    let peer = peer.name.as_str();
+    match frame {
+        Up::Publish(p) => info!(link, peer, name = %p.name, scope = %p.scope, id = %p.id.short(), "publish"),
+        Up::Retract { id } => info!(link, peer, id = %id.short(), "retract"),
+        Up::Subscribe(s) => info!(link, peer, search = %s.search, scope = %s.scope, id = %s.id.short(), "subscribe"),
+        Up::Unsubscribe { id } => info!(link, peer, id = %id.short(), "unsubscribe"),
+        Up::Hello(_) => warn!(link, peer, "second greeting ignored"),
+    }
+}
+
+fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
+    let peer = peer.name.as_str();
+    match frame {
+        Down::PubStatus { id, at, state: PubState::Standby { holder } } => {
+            warn!(link, peer, id = %id.short(), %at, holder = %holder.short(), "publication is a standby: the name is held by another process")
+        }
+        Down::PubStatus { id, at, state } => debug!(link, peer, id = %id.short(), %at, ?state, "publication status"),
+        Down::Route(r) => debug!(link, peer, name = %r.publisher.name, at = %r.at, sub = %r.sub.short(), "route"),
+        Down::RouteCleared(k) => debug!(link, peer, name = %k.name, at = %k.at, sub = %k.sub.short(), "route cleared"),
+        Down::SubRefused { id, reason, .. } => warn!(link, peer, id = %id.short(), %reason, "subscription refused"),
+        Down::Hello(_) => {}
+    }
+}
+
+async fn accept_loop(listener: TcpListener, hello: Hello, inbox: mpsc::Sender<Event>, shutdown: CancellationToken) {
+    let mut next_link: LinkId = 0;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                next_link += 1;
+                let task = serve_child(next_link, stream, addr, hello.clone(), inbox.clone(), shutdown.child_token());
+                tokio::spawn(task.in_current_span());
+            }
+            Err(e) => {
+                // Out of descriptors and the like: report, pause briefly, keep listening.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+type ParentFramed = Framed<TcpStream, MessageCodec<Down, Up>>;
+
+/// Reads a child's greeting within the deadline and checks it.
+async fn greet(framed: &mut ParentFramed, ours: &Hello) -> Result<Hello, WireError> {
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())
+        .await
+        .map_err(|_| WireError::Protocol(format!("no greeting within {HANDSHAKE_TIMEOUT:?}")))?;
+    let hello = match first {
+        Some(Ok(Up::Hello(hello))) => hello,
+        Some(Ok(other)) => return Err(WireError::Protocol(format!("expected a greeting, got {other:?}"))),
+        Some(Err(e)) => return Err(e),
+        None => return Err(WireError::Protocol("closed before greeting".into())),
+    };
+    hello.check().map_err(|e| WireError::Protocol(e.to_string()))?;
+    framed.send(Down::Hello(ours.clone())).await?;
+    Ok(hello)
+}
+
+async fn serve_child(
+    link: LinkId,
+    stream: TcpStream,
+    addr: SocketAddr,
+    ours: Hello,
+    inbox: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, MessageCodec::<Down, Up>::new(MAX_DIRECTORY_FRAME));
+    let hello = match greet(&mut framed, &ours).await {
+        Ok(hello) => hello,
+        Err(e) => {
+            warn!(link, %addr, reason = %e, "closing connection: handshake failed");
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::channel::<Down>(LINK_QUEUE);
+    let accepted = Event::Accepted { link, hello, tx, cancel: cancel.clone() };
+    if inbox.send(accepted).await.is_err() {
+        return;
+    }
+    let (mut sink, mut stream) = framed.split();
+    let reason = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break "dropped by the directory".to_string(),
+            frame = rx.recv() => match frame {
+                Some(frame) => {
+                    if let Err(e) = sink.send(frame).await {
+                        break e.to_string();
+                    }
+                }
+                None => break "dropped by the directory".to_string(),
+            },
+            frame = stream.next() => match frame {
+                None => break "connection closed".to_string(),
+                Some(Err(e)) => {
+                    warn!(link, %addr, reason = %e, "closing connection: bad frame");
+                    break e.to_string();
+                }
+                Some(Ok(Up::Hello(_))) => {
+                    warn!(link, %addr, "closing connection: unexpected second greeting");
+                    break "unexpected second greeting".to_string();
+                }
+                Some(Ok(frame)) => {
+                    if inbox.send(Event::Frame(link, frame)).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        }
+    };
+    let _ = inbox.send(Event::Closed(link, reason)).await;
+}

@@ -1,0 +1,168 @@
+//! The link from a directory (or a process) up to its parent directory.
+//!
+//! One task owns the connection. It connects with capped exponential backoff, exchanges
+//! [`Hello`]s, reports [`UplinkEvent::Connected`] and relays frames both ways until the
+//! connection ends, then reports [`UplinkEvent::Lost`] and starts again. Each connection has an
+//! *epoch*: frames queued for an earlier connection are discarded, because on `Connected` the
+//! owner re-registers everything it holds.
+
+use crate::backoff::Backoff;
+use crate::wire::directory::{Down, Up};
+use crate::wire::{Hello, MessageCodec, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTORY_FRAME};
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+/// What the uplink reports to its owner.
+#[derive(Debug)]
+pub(crate) enum UplinkEvent {
+    /// Connected and greeted; frames for this epoch will now be sent.
+    Connected {
+        epoch: u64,
+    },
+    /// A frame from the parent.
+    Frame(Down),
+    /// An attempt to connect failed (reported once per run of failures).
+    Unreachable,
+    /// The connection of this epoch is over.
+    Lost {
+        epoch: u64,
+    },
+}
+
+/// The owner's side: queue frames for the parent, or ask for a fresh connection.
+#[derive(Clone)]
+pub(crate) struct UplinkHandle {
+    tx: mpsc::Sender<(u64, Up)>,
+    resync: Arc<Notify>,
+}
+
+/// How many frames may wait for the parent before the link is reset and re-synchronised.
+const OUTBOX: usize = 4096;
+
+impl UplinkHandle {
+    /// Queues `frame` for the connection of `epoch`. Returns false if the queue is full, in
+    /// which case the owner should treat the parent as lost; the link is reset and everything
+    /// is registered again on the next `Connected`.
+    pub(crate) fn send(&self, epoch: u64, frame: Up) -> bool {
+        match self.tx.try_send((epoch, frame)) {
+            Ok(()) => true,
+            Err(_) => {
+                self.resync.notify_one();
+                false
+            }
+        }
+    }
+}
+
+/// Starts the uplink task to `addr`; events go to `events`.
+pub(crate) fn spawn(
+    addr: SocketAddr,
+    hello: Hello,
+    events: mpsc::Sender<UplinkEvent>,
+    shutdown: CancellationToken,
+) -> UplinkHandle {
+    let (tx, rx) = mpsc::channel(OUTBOX);
+    let resync = Arc::new(Notify::new());
+    let handle = UplinkHandle { tx, resync: resync.clone() };
+    tokio::spawn(tracing::Instrument::in_current_span(run(addr, hello, rx, resync, events, shutdown)));
+    handle
+}
+
+async fn run(
+    addr: SocketAddr,
+    hello: Hello,
+    mut outbox: mpsc::Receiver<(u64, Up)>,
+    resync: Arc<Notify>,
+    events: mpsc::Sender<UplinkEvent>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    let mut epoch = 0u64;
+    let mut quiet_failures = 0u32;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = connect(addr, &hello) => r,
+        };
+        let (mut framed, parent) = match attempt {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Absent parents are normal (host-cake not started yet): say so once, then quietly.
+                if quiet_failures == 0 {
+                    tracing::info!(%addr, error = %e, "parent directory not reachable; will keep trying");
+                    if events.send(UplinkEvent::Unreachable).await.is_err() {
+                        return;
+                    }
+                } else {
+                    tracing::debug!(%addr, error = %e, "parent directory still not reachable");
+                }
+                quiet_failures += 1;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                }
+            }
+        };
+        backoff.reset();
+        quiet_failures = 0;
+        epoch += 1;
+        tracing::info!(%addr, parent = %parent.name, id = %parent.id.short(), "connected to parent directory");
+        if events.send(UplinkEvent::Connected { epoch }).await.is_err() {
+            return;
+        }
+        let reason = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = resync.notified() => break "reset to re-synchronise (queue to parent full)".to_string(),
+                queued = outbox.recv() => match queued {
+                    None => return,
+                    Some((e, _)) if e != epoch => continue,
+                    Some((_, frame)) => {
+                        if let Err(e) = framed.send(frame).await {
+                            break e.to_string();
+                        }
+                    }
+                },
+                frame = framed.next() => match frame {
+                    None => break "closed by the parent".to_string(),
+                    Some(Err(e)) => break e.to_string(),
+                    Some(Ok(frame)) => {
+                        if events.send(UplinkEvent::Frame(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                },
+            }
+        };
+        tracing::warn!(%addr, %reason, "lost the parent directory; reconnecting");
+        if events.send(UplinkEvent::Lost { epoch }).await.is_err() {
+            return;
+        }
+    }
+}
+
+type ChildFramed = Framed<TcpStream, MessageCodec<Up, Down>>;
+
+async fn connect(addr: SocketAddr, hello: &Hello) -> Result<(ChildFramed, Hello), WireError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut framed = Framed::new(stream, MessageCodec::new(MAX_DIRECTORY_FRAME));
+    framed.send(Up::Hello(hello.clone())).await?;
+    let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())
+        .await
+        .map_err(|_| WireError::Protocol("no greeting from the parent".into()))?;
+    match reply {
+        Some(Ok(Down::Hello(parent))) => {
+            parent.check().map_err(|e| WireError::Protocol(e.to_string()))?;
+            Ok((framed, parent))
+        }
+        Some(Ok(other)) => Err(WireError::Protocol(format!("expected a greeting, got {other:?}"))),
+        Some(Err(e)) => Err(e),
+        None => Err(WireError::Protocol("closed during the greeting".into())),
+    }
+}

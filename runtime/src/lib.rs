@@ -1,0 +1,35 @@
+//! # layer-cake
+//!
+//! Processes that find each other by name. A process [`publish`](Node::publish)es a name at a
+//! [`Scope`] and another [`subscribe`](Node::subscribe)s with an exact name or a regular
+//! expression; the directory tree (group-cake, host-cake, lan-cake) introduces them, and each
+//! matching pair gets a [`Session`]: a direct connection carrying typed messages both ways.
+//! No addresses or ports are configured.
+//!
+//! Each subscriber is attached to the **nearest** live publisher of each matching name (a
+//! GROUP one beats a HOST one beats a LAN one), **falls back** to a wider one when the nearest
+//! goes, and **upgrades** back when a nearer one returns.
+//!
+//! Crate map:
+//! - [`node`]: the application API ([`Node`], [`Publication`], [`Subscription`], [`Session`]);
+//! - [`directory`]: the matching engine and the directory daemon built on it;
+//! - [`wire`]: frames and messages (see `docs/protocol.md`);
+//! - [`Scope`] and the identities in [`ids`].
+#![deny(missing_docs)]
+
+pub mod backoff;
+#[cfg(feature = "daemon")]
+pub mod daemon;
+pub mod directory;
+pub mod ids;
+pub mod node;
+mod scope;
+pub mod wire;
+
+pub use ids::{ProcessId, PubId, SessionId, SubId};
+pub use node::{
+    Dropped, Event, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RequestError, Role,
+    SendError, Session, SubscribeError, Subscription,
+};
+pub use scope::{ParseScopeError, Scope};
+pub use wire::directory::PubState;

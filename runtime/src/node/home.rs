@@ -1,0 +1,635 @@
+//! The home: the one task that owns a node's state.
+//!
+//! It runs the process's directory [`Engine`] at PROCESS scope (so publications and
+//! subscriptions within the process match without any daemon), keeps the [`uplink`] to the
+//! parent directory, turns routes into sessions through [`Attachments`], and accepts and makes
+//! session connections. Handles ([`Node`](super::Node), publications, subscriptions) send it
+//! [`Command`]s; connection readers send it [`Note`]s. It never waits on a socket or on an
+//! application: writes of control frames go through a per-connection writer task.
+
+use super::session::{start_conn, Ctl, PeerConn, Role, Session};
+use super::{Event, NodeConfig, PublishError, PublishStatus, SubscribeError};
+use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
+use crate::directory::{Action, Attachments, Engine, Output, Search};
+use crate::ids::{ProcessId, PubId, SessionId, SubId};
+use crate::scope::Scope;
+use crate::wire::directory::{Down, PubInfo, PubState, SubInfo, Up};
+use crate::wire::peer::{Open, PeerMsg};
+use crate::wire::{Hello, PeerKind, HANDSHAKE_TIMEOUT};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// The engine link that stands for this process's own API.
+const LOCAL: u64 = 0;
+/// How long a publisher has to accept a session.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `publish` waits for the parent directory's answer before answering itself.
+const PUBLISH_ANSWER: Duration = Duration::from_secs(2);
+/// How often timeouts are checked and failed routes retried.
+const TICK: Duration = Duration::from_millis(250);
+
+type PublishReply = oneshot::Sender<Result<(PubId, PublishStatus), PublishError>>;
+
+/// Requests from the handles.
+pub(crate) enum Command {
+    Publish { name: String, scope: Scope, events: mpsc::Sender<Event>, reply: PublishReply },
+    Retract { id: PubId },
+    Subscribe { search: String, scope: Scope, events: mpsc::Sender<Event>, reply: oneshot::Sender<Result<SubId, SubscribeError>> },
+    Unsubscribe { id: SubId },
+}
+
+/// Reports from connection tasks.
+pub(crate) enum Note {
+    Inbound(Arc<PeerConn>),
+    Connected(Arc<PeerConn>),
+    ConnectFailed { remote: ProcessId, reason: String },
+    InboundOpen { conn: u64, open: Open },
+    Opened { conn: u64, session: SessionId },
+    SessionEnded { conn: u64, session: SessionId, reason: String },
+    ConnLost { conn: u64, reason: String },
+}
+
+/// What connection tasks hold to report to the home.
+#[derive(Clone)]
+pub(crate) struct Home {
+    notes: mpsc::Sender<Note>,
+    pub(crate) shutdown: CancellationToken,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl Home {
+    pub(crate) async fn inbound_open(&self, conn: u64, open: Open) {
+        let _ = self.notes.send(Note::InboundOpen { conn, open }).await;
+    }
+    pub(crate) async fn opened(&self, conn: u64, session: SessionId) {
+        let _ = self.notes.send(Note::Opened { conn, session }).await;
+    }
+    pub(crate) async fn session_ended(&self, conn: u64, session: SessionId, reason: String) {
+        let _ = self.notes.send(Note::SessionEnded { conn, session, reason }).await;
+    }
+    pub(crate) async fn conn_lost(&self, conn: u64, reason: String) {
+        let _ = self.notes.send(Note::ConnLost { conn, reason }).await;
+    }
+    fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+struct LocalPub {
+    info: PubInfo,
+    events: mpsc::Sender<Event>,
+    /// Sessions subscribers opened with it: (connection, session).
+    sessions: HashSet<(u64, SessionId)>,
+    /// The caller of `publish`, until a directory answers.
+    reply: Option<(PublishReply, Instant)>,
+}
+
+struct LocalSub {
+    events: mpsc::Sender<Event>,
+}
+
+struct ConnEntry {
+    conn: Arc<PeerConn>,
+    outbound: bool,
+    control: mpsc::UnboundedSender<PeerMsg<'static>>,
+}
+
+enum Outbound {
+    Connecting(Vec<(SessionId, SubId, Scope, PubInfo)>),
+    Ready(u64),
+}
+
+struct State {
+    id: ProcessId,
+    hello: Hello,
+    directory: Option<SocketAddr>,
+    session_addr: SocketAddr,
+    engine: Engine,
+    attach: Attachments,
+    uplink: Option<UplinkHandle>,
+    parent_epoch: Option<u64>,
+    /// Has the parent been found unreachable since the last connection? (Then `publish`
+    /// answers at once instead of waiting for it.)
+    parent_unreachable: bool,
+    pubs: HashMap<PubId, LocalPub>,
+    subs: HashMap<SubId, LocalSub>,
+    conns: HashMap<u64, ConnEntry>,
+    outbound: HashMap<ProcessId, Outbound>,
+    /// Subscriber-side sessions: their connection, and the deadline for the publisher to accept.
+    sub_sessions: HashMap<SessionId, (u64, Option<Instant>)>,
+    /// Publisher-side sessions, to the publication they are with.
+    pub_sessions: HashMap<(u64, SessionId), PubId>,
+    home: Home,
+    out: Vec<Output>,
+    actions: Vec<Action>,
+}
+
+/// Starts the home task; returns where handles send commands.
+pub(crate) fn spawn(id: ProcessId, config: NodeConfig, listener: TcpListener, shutdown: CancellationToken) -> mpsc::Sender<Command> {
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (note_tx, note_rx) = mpsc::channel(4096);
+    let home = Home { notes: note_tx, shutdown: shutdown.clone(), next_conn: Arc::new(AtomicU64::new(0)) };
+    let hello = Hello::new(PeerKind::Process, id, Scope::Process, config.name.clone());
+    let session_addr = listener.local_addr().expect("bound listener has an address");
+    let span = tracing::info_span!("node", name = %config.name, id = %id.short());
+    tokio::spawn(accept_sessions(listener, hello.clone(), home.clone()).instrument(span.clone()));
+    let state = State {
+        id,
+        hello,
+        directory: config.directory,
+        session_addr,
+        engine: Engine::new(Scope::Process),
+        attach: Attachments::new(),
+        uplink: None,
+        parent_epoch: None,
+        parent_unreachable: false,
+        pubs: HashMap::new(),
+        subs: HashMap::new(),
+        conns: HashMap::new(),
+        outbound: HashMap::new(),
+        sub_sessions: HashMap::new(),
+        pub_sessions: HashMap::new(),
+        home,
+        out: Vec::new(),
+        actions: Vec::new(),
+    };
+    tokio::spawn(state.run(cmd_rx, note_rx).instrument(span));
+    cmd_tx
+}
+
+impl State {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut notes: mpsc::Receiver<Note>) {
+        let shutdown = self.home.shutdown.clone();
+        let (up_tx, mut up_rx) = mpsc::channel(1024);
+        if let Some(addr) = self.directory {
+            self.uplink = Some(uplink::spawn(addr, self.hello.clone(), up_tx, shutdown.clone()));
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                Some(note) = notes.recv() => self.on_note(note),
+                Some(event) = up_rx.recv() => self.on_uplink(event),
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.flush();
+        }
+        for entry in self.conns.values() {
+            entry.conn.closed.cancel();
+        }
+        debug!("node stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { name, scope, events, reply } => self.publish(name, scope, events, reply),
+            Command::Retract { id } => self.retract(id),
+            Command::Subscribe { search, scope, events, reply } => {
+                if let Err(reason) = Search::new(&search) {
+                    let _ = reply.send(Err(SubscribeError::InvalidSearch(reason)));
+                    return;
+                }
+                let id = SubId::random();
+                info!(%search, %scope, id = %id.short(), "subscribed");
+                self.subs.insert(id, LocalSub { events });
+                let _ = reply.send(Ok(id));
+                let info = SubInfo { id, search, scope, process: self.id };
+                self.engine.from_child(LOCAL, Up::Subscribe(info), &mut self.out);
+            }
+            Command::Unsubscribe { id } => {
+                if self.subs.remove(&id).is_some() {
+                    info!(id = %id.short(), "subscription cleared");
+                    self.engine.from_child(LOCAL, Up::Unsubscribe { id }, &mut self.out);
+                    self.attach.unsubscribe(id, &mut self.actions);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, name: String, scope: Scope, events: mpsc::Sender<Event>, reply: PublishReply) {
+        let valid = !name.is_empty() && name.len() <= 1024 && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !valid {
+            let _ = reply.send(Err(PublishError::InvalidName(name)));
+            return;
+        }
+        if self.pubs.values().any(|p| p.info.name == name) {
+            let _ = reply.send(Err(PublishError::AlreadyPublished(name)));
+            return;
+        }
+        let id = PubId::random();
+        let info = PubInfo { id, name, scope, process: self.id, addr: self.session_addr };
+        info!(name = %info.name, %scope, id = %id.short(), "publishing");
+        let deadline = Instant::now() + PUBLISH_ANSWER;
+        self.pubs.insert(id, LocalPub { info: info.clone(), events, sessions: HashSet::new(), reply: Some((reply, deadline)) });
+        self.engine.from_child(LOCAL, Up::Publish(info), &mut self.out);
+    }
+
+    fn retract(&mut self, id: PubId) {
+        let Some(p) = self.pubs.remove(&id) else { return };
+        info!(name = %p.info.name, id = %id.short(), "publication retracted");
+        self.engine.from_child(LOCAL, Up::Retract { id }, &mut self.out);
+        for (conn, session) in p.sessions {
+            self.pub_sessions.remove(&(conn, session));
+            self.close_session(conn, session, "publication retracted");
+        }
+    }
+
+    /// Ends a session from this side: stop delivering it (announcing `Dropped`), tell the peer.
+    fn close_session(&mut self, conn: u64, session: SessionId, reason: &'static str) {
+        if let Some(entry) = self.conns.get(&conn) {
+            entry.conn.ctl(Ctl::Remove { session, dropped: Some(reason.to_string()) });
+            let _ = entry.control.send(PeerMsg::Close { session, reason: reason.to_string() });
+        }
+    }
+
+    /// Is the parent expected to answer a publication soon?
+    fn parent_answers(&self) -> bool {
+        self.uplink.is_some() && (self.parent_epoch.is_some() || !self.parent_unreachable)
+    }
+
+    fn on_down(&mut self, frame: Down) {
+        match frame {
+            Down::PubStatus { id, at, state } => self.on_pub_status(id, at, state),
+            Down::Route(route) => self.attach.route(route, &mut self.actions),
+            Down::RouteCleared(key) => self.attach.route_cleared(&key, &mut self.actions),
+            Down::SubRefused { id, at, reason } => warn!(id = %id.short(), %at, %reason, "subscription refused by a directory"),
+            Down::Hello(_) => {}
+        }
+    }
+
+    fn on_pub_status(&mut self, id: PubId, at: Scope, state: PubState) {
+        let parent_answers = self.parent_answers();
+        let Some(p) = self.pubs.get_mut(&id) else { return };
+        if let PubState::Standby { holder } = &state {
+            warn!(name = %p.info.name, %at, holder = %holder.short(), "publication is a standby: another process holds the name");
+        }
+        let waiting_for_parent = at == Scope::Process && p.info.scope > Scope::Process && parent_answers;
+        if waiting_for_parent {
+            return;
+        }
+        if let Some((reply, _)) = p.reply.take() {
+            let answer = match state {
+                PubState::Refused { reason } => Err(PublishError::Refused { at, reason }),
+                state => Ok((id, PublishStatus { at, state })),
+            };
+            let refused = answer.is_err();
+            let _ = reply.send(answer);
+            if refused {
+                self.retract(id);
+            }
+        } else if at > Scope::Process {
+            let events = p.events.clone();
+            tokio::spawn(async move { events.send(Event::Status { at, state }).await });
+        }
+    }
+
+    fn on_uplink(&mut self, event: UplinkEvent) {
+        match event {
+            UplinkEvent::Connected { epoch, .. } => {
+                self.parent_epoch = Some(epoch);
+                self.parent_unreachable = false;
+                self.engine.parent_connected(&mut self.out);
+            }
+            UplinkEvent::Frame(frame) => self.engine.from_parent(frame, &mut self.out),
+            UplinkEvent::Lost { epoch } => {
+                if self.parent_epoch == Some(epoch) {
+                    self.parent_epoch = None;
+                    self.engine.parent_lost(&mut self.out);
+                }
+                self.answer_waiting_publishers(false);
+            }
+            UplinkEvent::Unreachable => {
+                self.parent_unreachable = true;
+                self.answer_waiting_publishers(false);
+            }
+        }
+    }
+
+    /// Answers `publish` callers still waiting for the parent (all of them, or only those past
+    /// their deadline) with the process's own standing.
+    fn answer_waiting_publishers(&mut self, only_expired: bool) {
+        let now = Instant::now();
+        for (id, p) in &mut self.pubs {
+            if p.reply.as_ref().is_some_and(|(_, deadline)| !only_expired || *deadline <= now) {
+                let (reply, _) = p.reply.take().expect("checked");
+                let status = PublishStatus { at: Scope::Process, state: PubState::Active };
+                let _ = reply.send(Ok((*id, status)));
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.answer_waiting_publishers(true);
+        let now = Instant::now();
+        let expired: Vec<SessionId> = self
+            .sub_sessions
+            .iter()
+            .filter(|(_, (_, deadline))| deadline.is_some_and(|d| d <= now))
+            .map(|(s, _)| *s)
+            .collect();
+        for session in expired {
+            if let Some((conn, _)) = self.sub_sessions.remove(&session) {
+                self.close_session(conn, session, "open timed out");
+            }
+            self.attach.ended(session, "the publisher did not answer", &mut self.actions);
+        }
+        if self.attach.has_idle() {
+            self.attach.retry(&mut self.actions);
+        }
+    }
+
+    fn on_note(&mut self, note: Note) {
+        match note {
+            Note::Inbound(conn) => {
+                let control = spawn_control_writer(conn.clone());
+                self.conns.insert(conn.id, ConnEntry { conn, outbound: false, control });
+            }
+            Note::Connected(conn) => {
+                let remote = conn.remote;
+                let id = conn.id;
+                let control = spawn_control_writer(conn.clone());
+                self.conns.insert(id, ConnEntry { conn, outbound: true, control });
+                if let Some(Outbound::Connecting(waiting)) = self.outbound.insert(remote, Outbound::Ready(id)) {
+                    for (session, sub, at, publisher) in waiting {
+                        self.open(id, session, sub, at, publisher);
+                    }
+                }
+            }
+            Note::ConnectFailed { remote, reason } => {
+                debug!(remote = %remote.short(), %reason, "could not reach a publisher");
+                if let Some(Outbound::Connecting(waiting)) = self.outbound.remove(&remote) {
+                    for (session, ..) in waiting {
+                        self.attach.ended(session, &reason, &mut self.actions);
+                    }
+                }
+            }
+            Note::InboundOpen { conn, open } => self.inbound_open(conn, open),
+            Note::Opened { conn, session } => {
+                if let Some((c, deadline)) = self.sub_sessions.get_mut(&session) {
+                    if *c == conn {
+                        *deadline = None;
+                        self.attach.opened(session, &mut self.actions);
+                    }
+                }
+            }
+            Note::SessionEnded { conn, session, reason } => {
+                if self.sub_sessions.get(&session).is_some_and(|(c, _)| *c == conn) {
+                    self.sub_sessions.remove(&session);
+                    self.attach.ended(session, &reason, &mut self.actions);
+                } else if let Some(publication) = self.pub_sessions.remove(&(conn, session)) {
+                    if let Some(p) = self.pubs.get_mut(&publication) {
+                        p.sessions.remove(&(conn, session));
+                    }
+                }
+            }
+            Note::ConnLost { conn, reason } => self.conn_lost(conn, reason),
+        }
+    }
+
+    fn conn_lost(&mut self, conn: u64, reason: String) {
+        let Some(entry) = self.conns.remove(&conn) else { return };
+        debug!(peer = %entry.conn.remote_name, remote = %entry.conn.remote.short(), %reason, "session connection ended");
+        self.sub_sessions.retain(|_, (c, _)| *c != conn);
+        self.pub_sessions.retain(|(c, session), publication| {
+            if *c == conn {
+                if let Some(p) = self.pubs.get_mut(publication) {
+                    p.sessions.remove(&(conn, *session));
+                }
+            }
+            *c != conn
+        });
+        if entry.outbound {
+            if matches!(self.outbound.get(&entry.conn.remote), Some(Outbound::Ready(c)) if *c == conn) {
+                self.outbound.remove(&entry.conn.remote);
+            }
+            self.attach.process_lost(entry.conn.remote, &reason, &mut self.actions);
+        }
+    }
+
+    fn inbound_open(&mut self, conn: u64, open: Open) {
+        let Some(entry) = self.conns.get(&conn) else { return };
+        let session = open.session;
+        match self.pubs.get_mut(&open.publication).filter(|p| p.info.name == open.name) {
+            Some(p) => {
+                let s = Session::new(session, open.name, open.at, Role::Publisher, entry.conn.clone());
+                info!(name = %p.info.name, peer = %entry.conn.remote_name, peer_id = %entry.conn.remote.short(), %session, "session delivered");
+                entry.conn.ctl(Ctl::Add { session: s, events: p.events.clone(), announce_now: true });
+                let _ = entry.control.send(PeerMsg::Opened { session });
+                p.sessions.insert((conn, session));
+                self.pub_sessions.insert((conn, session), open.publication);
+            }
+            None => {
+                let reason = format!("no publication {:?} here (retracted?)", open.name);
+                let _ = entry.control.send(PeerMsg::Refused { session, reason });
+            }
+        }
+    }
+
+    /// Carries out what the engine and the attachments said, until neither has more to say.
+    fn flush(&mut self) {
+        loop {
+            let outputs = std::mem::take(&mut self.out);
+            let actions = std::mem::take(&mut self.actions);
+            if outputs.is_empty() && actions.is_empty() {
+                return;
+            }
+            for output in outputs {
+                match output {
+                    Output::ToParent(frame) => {
+                        if let (Some(uplink), Some(epoch)) = (&self.uplink, self.parent_epoch) {
+                            if !uplink.send(epoch, frame) {
+                                self.parent_epoch = None;
+                                self.engine.parent_lost(&mut self.out);
+                            }
+                        }
+                    }
+                    Output::ToLink(_, frame) => self.on_down(frame),
+                }
+            }
+            for action in actions {
+                self.act(action);
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Open { session, sub, at, publisher } => {
+                if !self.subs.contains_key(&sub) {
+                    return;
+                }
+                match self.outbound.get_mut(&publisher.process) {
+                    Some(Outbound::Ready(conn)) => {
+                        let conn = *conn;
+                        self.open(conn, session, sub, at, publisher);
+                    }
+                    Some(Outbound::Connecting(waiting)) => waiting.push((session, sub, at, publisher)),
+                    None => {
+                        self.connect(&publisher);
+                        self.outbound.insert(publisher.process, Outbound::Connecting(vec![(session, sub, at, publisher)]));
+                    }
+                }
+            }
+            Action::Close { session, process, reason } => {
+                if let Some((conn, _)) = self.sub_sessions.remove(&session) {
+                    self.close_session(conn, session, reason);
+                } else if let Some(Outbound::Connecting(waiting)) = self.outbound.get_mut(&process) {
+                    waiting.retain(|(s, ..)| *s != session);
+                }
+            }
+            Action::Available { session, at, publisher, .. } => {
+                info!(name = %publisher.name, %at, publisher = %publisher.process.short(), %session, "available");
+            }
+            Action::Dropped { session, at, publisher, reason, .. } => {
+                info!(name = %publisher.name, %at, publisher = %publisher.process.short(), %session, %reason, "dropped");
+            }
+        }
+    }
+
+    fn open(&mut self, conn: u64, session: SessionId, sub: SubId, at: Scope, publisher: PubInfo) {
+        let (Some(entry), Some(local)) = (self.conns.get(&conn), self.subs.get(&sub)) else {
+            self.attach.ended(session, "connection gone", &mut self.actions);
+            return;
+        };
+        let s = Session::new(session, publisher.name.clone(), at, Role::Subscriber, entry.conn.clone());
+        entry.conn.ctl(Ctl::Add { session: s, events: local.events.clone(), announce_now: false });
+        let open = Open { session, publication: publisher.id, name: publisher.name, subscription: sub, at };
+        let _ = entry.control.send(PeerMsg::Open(open));
+        self.sub_sessions.insert(session, (conn, Some(Instant::now() + OPEN_TIMEOUT)));
+    }
+
+    /// Starts connecting to a publisher's process (or, for this process, a connection to itself).
+    fn connect(&mut self, publisher: &PubInfo) {
+        let home = self.home.clone();
+        if publisher.process == self.id {
+            let (a, b) = tokio::io::duplex(256 * 1024);
+            let name = self.hello.name.clone();
+            let inbound = start_conn(home.next_conn_id(), b, self.id, name.clone(), None, home.clone());
+            let outbound = start_conn(home.next_conn_id(), a, self.id, name, None, home.clone());
+            tokio::spawn(async move {
+                let _ = home.notes.send(Note::Inbound(inbound)).await;
+                let _ = home.notes.send(Note::Connected(outbound)).await;
+            });
+            return;
+        }
+        let (addr, expected, hello) = (publisher.addr, publisher.process, self.hello.clone());
+        tokio::spawn(
+            async move {
+                let note = match tokio::time::timeout(OPEN_TIMEOUT, dial(addr, expected, &hello)).await {
+                    Ok(Ok((stream, remote))) => {
+                        let id = home.next_conn_id();
+                        Note::Connected(start_conn(id, stream, remote.id, remote.name, Some(addr), home.clone()))
+                    }
+                    Ok(Err(reason)) => Note::ConnectFailed { remote: expected, reason },
+                    Err(_) => Note::ConnectFailed { remote: expected, reason: "connect timed out".into() },
+                };
+                let _ = home.notes.send(note).await;
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// Writes a connection's control frames in the order the home issued them.
+fn spawn_control_writer(conn: Arc<PeerConn>) -> mpsc::UnboundedSender<PeerMsg<'static>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<PeerMsg<'static>>();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if conn.control(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+async fn dial(addr: SocketAddr, expected: ProcessId, hello: &Hello) -> Result<(TcpStream, Hello), String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    write_hello(&mut stream, hello).await.map_err(|e| e.to_string())?;
+    let remote = read_hello(&mut stream).await?;
+    if remote.id != expected {
+        return Err(format!("{addr} is now process {} ({}), not {}", remote.id.short(), remote.name, expected.short()));
+    }
+    Ok((stream, remote))
+}
+
+async fn write_hello<W: AsyncWrite + Unpin>(io: &mut W, hello: &Hello) -> std::io::Result<()> {
+    let body = serde_json::to_vec(&PeerMsg::Hello(hello.clone())).expect("a greeting encodes");
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    io.write_all(&frame).await
+}
+
+/// Reads exactly one greeting frame (nothing beyond it), within the handshake deadline.
+async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Hello, String> {
+    let read = async {
+        let mut len = [0u8; 4];
+        io.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > 64 * 1024 {
+            return Err(format!("greeting of {len} bytes is too large"));
+        }
+        let mut body = vec![0u8; len];
+        io.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<PeerMsg<'_>>(&body) {
+            Ok(PeerMsg::Hello(hello)) => {
+                hello.check().map_err(|e| e.to_string())?;
+                Ok(hello)
+            }
+            Ok(_) => Err("expected a greeting".to_string()),
+            Err(e) => Err(format!("malformed greeting: {e}")),
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, read).await.map_err(|_| "no greeting in time".to_string())?
+}
+
+async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
+    loop {
+        let accepted = tokio::select! {
+            _ = home.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (mut stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "session accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (hello, home) = (hello.clone(), home.clone());
+        tokio::spawn(
+            async move {
+                let _ = stream.set_nodelay(true);
+                let remote = match read_hello(&mut stream).await {
+                    Ok(remote) => remote,
+                    Err(reason) => {
+                        warn!(%addr, %reason, "closing session connection: handshake failed");
+                        return;
+                    }
+                };
+                if write_hello(&mut stream, &hello).await.is_err() {
+                    return;
+                }
+                let conn = start_conn(home.next_conn_id(), stream, remote.id, remote.name, Some(addr), home.clone());
+                let _ = home.notes.send(Note::Inbound(conn)).await;
+            }
+            .in_current_span(),
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The wire: frames, the handshake, and the messages of the two protocols.
+//!
+//! Every connection (process to directory, directory to directory, process to process) carries
+//! length-prefixed frames: a 4-byte big-endian length, then that many bytes of body. The body is
+//! encoded by a [`BodyCodec`]; today that is JSON ([`JsonCodec`]). The first frame in each
+//! direction is a [`Hello`]. See `docs/protocol.md` for the full description.
+
+mod body;
+pub mod directory;
+pub(crate) mod frame;
+mod hello;
+pub mod peer;
+
+pub use body::{BodyCodec, JsonCodec};
+pub use frame::{MessageCodec, WireError};
+pub use hello::{Hello, HelloError, PeerKind, MAGIC, PROTOCOL_VERSION};
+
+use std::time::Duration;
+
+/// The largest frame accepted on a directory link. Directory messages are small; anything
+/// larger is a fault or an attack, and closes that one connection.
+pub const MAX_DIRECTORY_FRAME: usize = 1 << 20;
+
+/// The largest frame accepted on a session between two processes (application messages).
+pub const MAX_SESSION_FRAME: usize = 16 << 20;
+
+/// How long a peer has, after connecting, to send its [`Hello`].
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,164 @@
+//! Messages on a session connection between two processes.
+//!
+//! A subscriber's process connects to a publisher's process (one connection per pair, carrying
+//! any number of sessions). Each side sends its [`Hello`](super::Hello) first. Then the
+//! subscriber opens sessions; either side sends data on them and closes them.
+
+use super::body::BodyCodec;
+use super::frame::{finish_frame, WireError};
+use crate::ids::{PubId, SessionId, SubId};
+use crate::scope::Scope;
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Asks the publisher's process to open a session with one of its publications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Open {
+    /// Chosen by the subscriber's process; unique on this connection.
+    pub session: SessionId,
+    /// The publication.
+    pub publication: PubId,
+    /// The publication's name (a check, and for the publisher's logs).
+    pub name: String,
+    /// The subscription on whose behalf the session is opened.
+    pub subscription: SubId,
+    /// The scope of the directory that made the match.
+    pub at: Scope,
+}
+
+/// One application message on a session.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Data<'a> {
+    /// The session.
+    pub session: SessionId,
+    /// Non-zero on a request: the reply will carry it in `reply`.
+    #[serde(default)]
+    pub corr: u64,
+    /// Non-zero on a reply: the `corr` of the request it answers.
+    #[serde(default)]
+    pub reply: u64,
+    /// The message's type name (`Xy`, `Table`, `Vec<f64>`).
+    #[serde(borrow, rename = "type")]
+    pub type_name: Cow<'a, str>,
+    /// The message, encoded by the connection's codec.
+    #[serde(borrow)]
+    pub body: &'a RawValue,
+}
+
+/// Frames between two processes.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerMsg<'a> {
+    /// The handshake; first frame only.
+    Hello(super::Hello),
+    /// Open a session (subscriber to publisher).
+    Open(Open),
+    /// The session is open (publisher to subscriber).
+    Opened {
+        /// The session.
+        session: SessionId,
+    },
+    /// The session could not be opened (publisher to subscriber).
+    Refused {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: String,
+    },
+    /// The session is over (either way).
+    Close {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: String,
+    },
+    /// An application message (either way).
+    #[serde(borrow)]
+    Data(Data<'a>),
+}
+
+/// Appends one `Data` frame to `dst`, encoding `value` straight into it (no intermediate copy).
+pub fn encode_data<C: BodyCodec, T: Serialize + ?Sized>(
+    codec: &C,
+    dst: &mut BytesMut,
+    max: usize,
+    session: SessionId,
+    corr: u64,
+    reply: u64,
+    type_name: &str,
+    value: &T,
+) -> Result<(), WireError> {
+    let start = dst.len();
+    dst.put_u32(0);
+    // The envelope is written by hand so the body is encoded once, in place; it is the same
+    // JSON that serialising `PeerMsg::Data` would produce.
+    dst.put_slice(b"{\"Data\":{\"session\":");
+    put_number(dst, session.0);
+    if corr != 0 {
+        dst.put_slice(b",\"corr\":");
+        put_number(dst, corr);
+    }
+    if reply != 0 {
+        dst.put_slice(b",\"reply\":");
+        put_number(dst, reply);
+    }
+    dst.put_slice(b",\"type\":");
+    codec
+        .encode(type_name, dst)
+        .map_err(WireError::Malformed)?;
+    dst.put_slice(b",\"body\":");
+    if let Err(e) = codec.encode(value, dst) {
+        dst.truncate(start);
+        return Err(WireError::Malformed(e));
+    }
+    dst.put_slice(b"}}");
+    finish_frame(dst, start, max)
+}
+
+/// Appends one control frame (anything but `Data`) to `dst`.
+pub fn encode_control<C: BodyCodec>(
+    codec: &C,
+    dst: &mut BytesMut,
+    max: usize,
+    msg: &PeerMsg<'_>,
+) -> Result<(), WireError> {
+    let start = dst.len();
+    dst.put_u32(0);
+    codec.encode(msg, dst).map_err(WireError::Malformed)?;
+    finish_frame(dst, start, max)
+}
+
+/// Writes a decimal number in place (no temporary string).
+fn put_number(dst: &mut BytesMut, n: u64) {
+    use std::fmt::Write;
+    // Writing to a BytesMut cannot fail.
+    let _ = write!(dst, "{n}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::JsonCodec;
+
+    #[test]
+    fn hand_written_data_frame_decodes_as_the_enum() {
+        let mut buf = BytesMut::new();
+        let value = vec![vec![1.5f64, 2.0]];
+        encode_data(&JsonCodec, &mut buf, 1 << 20, SessionId(7), 3, 0, "Vec<Vec<f64>>", &value)
+            .unwrap();
+        let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, buf.len() - 4);
+        let msg: PeerMsg<'_> = serde_json::from_slice(&buf[4..]).unwrap();
+        match msg {
+            PeerMsg::Data(d) => {
+                assert_eq!(d.session, SessionId(7));
+                assert_eq!(d.corr, 3);
+                assert_eq!(d.reply, 0);
+                assert_eq!(d.type_name, "Vec<Vec<f64>>");
+                assert_eq!(d.body.get(), "[[1.5,2.0]]");
+            }
+            other => panic!("decoded {other:?}"),
+        }
+    }
+}
