@@ -2,6 +2,10 @@
 
 use regex::Regex;
 
+/// Characters that make a search a regular expression rather than an exact name. (`-` and `:`
+/// mean something only inside a class, which needs `[`.)
+const META: &str = "\\.+*?()|[]{}^$";
+
 /// A compiled subscription search.
 ///
 /// A search with no regular-expression metacharacters is an exact name and is matched by a
@@ -21,7 +25,7 @@ impl Search {
         if search.is_empty() {
             return Err("the search is empty".to_string());
         }
-        if regex::escape(search) == search {
+        if !search.chars().any(|c| META.contains(c)) {
             return Ok(Search::Exact(search.to_string()));
         }
         Regex::new(&format!("^(?:{search})$"))
