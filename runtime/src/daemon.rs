@@ -40,8 +40,11 @@ pub struct DaemonArgs {
     pub listen: Option<SocketAddr>,
     /// The parent directory, connected to (on demand) when something registers at a scope
     /// wider than this directory's.
-    #[arg(long, value_name = "ADDR", env = "LC_DIRECTORY")]
+    #[arg(long, value_name = "ADDR")]
     pub connect_to_directory: Option<SocketAddr>,
+    /// How long a new connection has to send its greeting before it is closed, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub handshake_timeout_ms: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub log: LogArgs,
@@ -67,6 +70,7 @@ pub async fn run_directory(
     std::io::stdout().flush()?;
     let mut config = DirectoryConfig::new(scope, name);
     config.parent = args.connect_to_directory.or(default_parent);
+    config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);
     tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), "{name} started");
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();

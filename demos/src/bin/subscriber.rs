@@ -87,8 +87,12 @@ async fn main() -> anyhow::Result<()> {
                 });
             }
             Event::Dropped(d) => println!(
-                "dropped {} {} session={} reason={:?}",
-                d.name, d.scope, d.session, d.reason
+                "dropped {} {} session={} publisher={} reason={:?}",
+                d.name,
+                d.scope,
+                d.session,
+                d.peer.short(),
+                d.reason
             ),
             Event::Message(m) => println!("message {} type={}", m.session().name(), m.type_name()),
             Event::Delivered(_) | Event::Status { .. } => {}

@@ -20,6 +20,7 @@ use crate::wire::{Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, M
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -40,12 +41,20 @@ pub struct DirectoryConfig {
     pub name: String,
     /// The directory's identity.
     pub id: ProcessId,
+    /// How long a new connection has to send its greeting.
+    pub handshake_timeout: Duration,
 }
 
 impl DirectoryConfig {
     /// A directory at `scope` named `name`, with a fresh identity and no parent.
     pub fn new(scope: Scope, name: impl Into<String>) -> DirectoryConfig {
-        DirectoryConfig { scope, parent: None, name: name.into(), id: ProcessId::random() }
+        DirectoryConfig {
+            scope,
+            parent: None,
+            name: name.into(),
+            id: ProcessId::random(),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+        }
     }
 }
 
@@ -94,8 +103,8 @@ impl Directory {
     async fn run(mut self, listener: TcpListener) {
         let (inbox_tx, mut inbox) = mpsc::channel::<Event>(4096);
         let (up_tx, mut up_rx) = mpsc::channel::<UplinkEvent>(1024);
-        let hello = self.hello();
-        tokio::spawn(accept_loop(listener, hello, inbox_tx, self.shutdown.clone()).in_current_span());
+        let greeting = Greeting { ours: self.hello(), timeout: self.config.handshake_timeout };
+        tokio::spawn(accept_loop(listener, greeting, inbox_tx, self.shutdown.clone()).in_current_span());
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -216,7 +225,14 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, hello: Hello, inbox: mpsc::Sender<Event>, shutdown: CancellationToken) {
+/// What a new connection is greeted with, and how long it has to greet back.
+#[derive(Clone)]
+struct Greeting {
+    ours: Hello,
+    timeout: Duration,
+}
+
+async fn accept_loop(listener: TcpListener, greeting: Greeting, inbox: mpsc::Sender<Event>, shutdown: CancellationToken) {
     let mut next_link: LinkId = 0;
     loop {
         let accepted = tokio::select! {
@@ -226,7 +242,7 @@ async fn accept_loop(listener: TcpListener, hello: Hello, inbox: mpsc::Sender<Ev
         match accepted {
             Ok((stream, addr)) => {
                 next_link += 1;
-                let task = serve_child(next_link, stream, addr, hello.clone(), inbox.clone(), shutdown.child_token());
+                let task = serve_child(next_link, stream, addr, greeting.clone(), inbox.clone(), shutdown.child_token());
                 tokio::spawn(task.in_current_span());
             }
             Err(e) => {
@@ -241,10 +257,10 @@ async fn accept_loop(listener: TcpListener, hello: Hello, inbox: mpsc::Sender<Ev
 type ParentFramed = Framed<TcpStream, MessageCodec<Down, Up>>;
 
 /// Reads a child's greeting within the deadline and checks it.
-async fn greet(framed: &mut ParentFramed, ours: &Hello) -> Result<Hello, WireError> {
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())
+async fn greet(framed: &mut ParentFramed, greeting: &Greeting) -> Result<Hello, WireError> {
+    let first = tokio::time::timeout(greeting.timeout, framed.next())
         .await
-        .map_err(|_| WireError::Protocol(format!("no greeting within {HANDSHAKE_TIMEOUT:?}")))?;
+        .map_err(|_| WireError::Protocol(format!("no greeting within {:?}", greeting.timeout)))?;
     let hello = match first {
         Some(Ok(Up::Hello(hello))) => hello,
         Some(Ok(other)) => return Err(WireError::Protocol(format!("expected a greeting, got {other:?}"))),
@@ -252,7 +268,7 @@ async fn greet(framed: &mut ParentFramed, ours: &Hello) -> Result<Hello, WireErr
         None => return Err(WireError::Protocol("closed before greeting".into())),
     };
     hello.check().map_err(|e| WireError::Protocol(e.to_string()))?;
-    framed.send(Down::Hello(ours.clone())).await?;
+    framed.send(Down::Hello(greeting.ours.clone())).await?;
     Ok(hello)
 }
 
@@ -260,13 +276,13 @@ async fn serve_child(
     link: LinkId,
     stream: TcpStream,
     addr: SocketAddr,
-    ours: Hello,
+    greeting: Greeting,
     inbox: mpsc::Sender<Event>,
     cancel: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, MessageCodec::<Down, Up>::new(MAX_DIRECTORY_FRAME));
-    let hello = match greet(&mut framed, &ours).await {
+    let hello = match greet(&mut framed, &greeting).await {
         Ok(hello) => hello,
         Err(e) => {
             warn!(link, %addr, reason = %e, "closing connection: handshake failed");
