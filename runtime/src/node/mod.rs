@@ -196,6 +196,12 @@ impl Drop for NodeInner {
 #[derive(Clone)]
 pub struct Node(Arc<NodeInner>);
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.0.id.short()).field("name", &self.0.name).finish()
+    }
+}
+
 /// A publication's standing when [`Node::publish`] answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishStatus {
@@ -312,6 +318,17 @@ impl Publication {
     pub fn retract(self) {}
 }
 
+impl std::fmt::Debug for Publication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publication")
+            .field("id", &self.id.short())
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
 impl Drop for Publication {
     fn drop(&mut self) {
         self.node.command(home::Command::Retract { id: self.id });
@@ -352,6 +369,16 @@ impl Subscription {
 
     /// Clears the subscription; its sessions are dropped.
     pub fn clear(self) {}
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id.short())
+            .field("search", &self.search)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 impl Drop for Subscription {

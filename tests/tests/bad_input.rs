@@ -1,0 +1,96 @@
+//! A directory survives bad input: each offending connection is closed with a logged reason,
+//! and the daemon and its other connections carry on. Raw bytes on a socket, loopback only.
+
+use layer_cake::wire::{Hello, PeerKind, MAGIC, PROTOCOL_VERSION};
+use layer_cake::{ProcessId, Scope};
+use layer_cake_tests::{publisher, subscriber, Daemon, WAIT};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+fn hello_frame(version: u32, magic: &str) -> Vec<u8> {
+    let mut hello = Hello::new(PeerKind::Process, ProcessId::random(), Scope::Process, "raw-test");
+    hello.version = version;
+    hello.magic = magic.to_string();
+    frame(&serde_json::to_vec(&serde_json::json!({ "Hello": hello })).unwrap())
+}
+
+/// Sends `bytes` and waits for the daemon to close the connection; returns what it sent first.
+async fn closed_after(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the daemon kept a bad connection open after {bytes:?}");
+    got
+}
+
+/// Decodes the frames in `bytes` as JSON values.
+fn frames(mut bytes: &[u8]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        out.push(serde_json::from_slice(&bytes[4..4 + len]).unwrap());
+        bytes = &bytes[4 + len..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn malformed_oversized_unknown_and_silent_peers_are_cut_off_alone() {
+    let host = Daemon::start("host-cake", &["--listen", "127.0.0.1:0", "--handshake-timeout-ms", "300"]).await;
+    let dir = host.env();
+    // A well-behaved pair connected before the abuse starts...
+    let mut before = publisher("before", &dir, "steady", "HOST");
+    before.expect(&["published", "active"]).await;
+
+    // Garbage in place of a greeting.
+    assert!(closed_after(host.addr, &frame(b"{{{{ not json")).await.is_empty());
+    // A length far over the maximum: refused from the header alone.
+    assert!(closed_after(host.addr, &u32::MAX.to_be_bytes()).await.is_empty());
+    // Not layer-cake at all.
+    assert!(closed_after(host.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.is_empty());
+    // The wrong magic, and a protocol version from the future.
+    assert!(closed_after(host.addr, &hello_frame(PROTOCOL_VERSION, "not-layer-cake")).await.is_empty());
+    assert!(closed_after(host.addr, &hello_frame(PROTOCOL_VERSION + 1, MAGIC)).await.is_empty());
+    // A peer that connects and says nothing is closed after the handshake deadline.
+    assert!(closed_after(host.addr, b"").await.is_empty());
+    // A good greeting followed by an unknown message: greeted, then closed.
+    let mut bytes = hello_frame(PROTOCOL_VERSION, MAGIC);
+    bytes.extend(frame(br#"{"Bogus":{"x":1}}"#));
+    let replies = frames(&closed_after(host.addr, &bytes).await);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0]["Hello"]["magic"], MAGIC);
+    // A good greeting followed by an oversized frame.
+    let mut bytes = hello_frame(PROTOCOL_VERSION, MAGIC);
+    bytes.extend(((2u32 << 20) as u32).to_be_bytes());
+    bytes.extend(vec![b' '; 1024]);
+    assert_eq!(frames(&closed_after(host.addr, &bytes).await).len(), 1);
+
+    // The daemon and the earlier connection are unharmed: a new subscriber finds the old publisher.
+    let mut sub = subscriber("after", &dir, "steady", "HOST");
+    sub.expect(&["available steady HOST"]).await;
+    sub.expect(&["reply steady"]).await;
+}
+
+#[tokio::test]
+async fn a_publishers_session_port_also_shrugs_off_bad_input() {
+    let host = Daemon::host_cake().await;
+    let dir = host.env();
+    let mut p = publisher("p", &dir, "gamma", "HOST");
+    p.expect(&["published", "active"]).await;
+    let mut sub = subscriber("sub", &dir, "gamma", "HOST");
+    let line = sub.expect(&["available gamma"]).await;
+    let session_addr: SocketAddr = layer_cake_tests::field(&line, "addr").parse().unwrap();
+    assert!(closed_after(session_addr, &frame(b"nonsense")).await.is_empty());
+    assert!(closed_after(session_addr, &u32::MAX.to_be_bytes()).await.is_empty());
+    // The publisher still serves: a second subscriber gets a session and a reply.
+    let mut sub2 = subscriber("sub2", &dir, "gamma", "HOST");
+    sub2.expect(&["reply gamma"]).await;
+}
