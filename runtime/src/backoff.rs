@@ -18,7 +18,11 @@ impl Backoff {
     /// A backoff starting at `first` and capped at `max`.
     pub fn new(first: Duration, max: Duration) -> Backoff {
         let first = first.min(max);
-        Backoff { first, max, next: first }
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
     }
 
     /// The delay before the next attempt (without jitter), and advance.

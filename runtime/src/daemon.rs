@@ -62,7 +62,10 @@ pub async fn run_directory(
     args.log.init();
     let listen = args.listen.unwrap_or(default_listen);
     let listener = TcpListener::bind(listen).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e} (is another {name} running?)"))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {listen}: {e} (is another {name} running?)"),
+        )
     })?;
     let bound = listener.local_addr()?;
     println!("listening {bound}");

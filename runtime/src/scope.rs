@@ -11,7 +11,7 @@ use std::str::FromStr;
 /// the nearest one wins (`Process` beats `Group` beats `Host` beats `Lan`).
 ///
 /// The derived ordering is nearest-first: `Scope::Process < Scope::Group < ... < Scope::Wan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Scope {
     /// Inside one process.
@@ -19,6 +19,7 @@ pub enum Scope {
     /// Inside one composite process (the processes under one group-cake).
     Group,
     /// On one machine (everything under one host-cake). The default.
+    #[default]
     Host,
     /// On one local network (everything under one lan-cake).
     Lan,
@@ -26,21 +27,9 @@ pub enum Scope {
     Wan,
 }
 
-impl Default for Scope {
-    fn default() -> Self {
-        Scope::Host
-    }
-}
-
 impl Scope {
     /// Every scope, nearest first.
-    pub const ALL: [Scope; 5] = [
-        Scope::Process,
-        Scope::Group,
-        Scope::Host,
-        Scope::Lan,
-        Scope::Wan,
-    ];
+    pub const ALL: [Scope; 5] = [Scope::Process, Scope::Group, Scope::Host, Scope::Lan, Scope::Wan];
 
     /// The upper-case name used on the wire, in logs and on command lines.
     pub fn as_str(self) -> &'static str {

@@ -29,7 +29,10 @@ pub fn bin(name: &str) -> PathBuf {
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
-        let status = cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).status().expect("cargo runs");
+        let status = cmd
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("cargo runs");
         assert!(status.success(), "building the workspace's binaries failed");
     });
     assert_cmd::cargo::cargo_bin(name)
@@ -51,12 +54,19 @@ impl Proc {
     /// Spawns `program` with `args` and `envs`; stderr goes to the test's stderr (shown on failure).
     pub fn spawn(label: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(bin(program));
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        cmd.env_remove("LC_DIRECTORY").env("LC_DEBUG_LEVEL", "warn").kill_on_drop(true);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        cmd.env_remove("LC_DIRECTORY")
+            .env("LC_DEBUG_LEVEL", "warn")
+            .kill_on_drop(true);
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -67,7 +77,13 @@ impl Proc {
                 }
             }
         });
-        Proc { label: label.to_string(), child, lines, unmatched: Vec::new(), seen: Vec::new() }
+        Proc {
+            label: label.to_string(),
+            child,
+            lines,
+            unmatched: Vec::new(),
+            seen: Vec::new(),
+        }
     }
 
     /// The operating-system process id.
@@ -92,8 +108,14 @@ impl Proc {
                     }
                     self.unmatched.push(line);
                 }
-                Ok(None) => panic!("{} ended before printing {parts:?}; it printed {:#?}", self.label, self.seen),
-                Err(_) => panic!("{} did not print {parts:?} within {WAIT:?}; it printed {:#?}", self.label, self.seen),
+                Ok(None) => panic!(
+                    "{} ended before printing {parts:?}; it printed {:#?}",
+                    self.label, self.seen
+                ),
+                Err(_) => panic!(
+                    "{} did not print {parts:?} within {WAIT:?}; it printed {:#?}",
+                    self.label, self.seen
+                ),
             }
         }
     }
@@ -115,13 +137,18 @@ impl Proc {
     /// SIGKILLs the process and reaps it.
     pub async fn kill9(mut self) {
         self.signal(Signal::SIGKILL);
-        let _ = tokio::time::timeout(WAIT, self.child.wait()).await.expect("killed process is reaped");
+        let _ = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("killed process is reaped");
     }
 
     /// SIGTERMs the process and waits for it to exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         self.signal(Signal::SIGTERM);
-        tokio::time::timeout(WAIT, self.child.wait()).await.expect("process exits on SIGTERM").expect("wait")
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("process exits on SIGTERM")
+            .expect("wait")
     }
 }
 
@@ -146,14 +173,27 @@ impl Daemon {
 
     /// Starts group-cake on a free loopback port, its parent at `host`.
     pub async fn group_cake(host: SocketAddr) -> Daemon {
-        Daemon::start("group-cake", &["--listen", "127.0.0.1:0", "--connect-to-directory", &host.to_string()]).await
+        Daemon::start(
+            "group-cake",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--connect-to-directory",
+                &host.to_string(),
+            ],
+        )
+        .await
     }
 
     /// Starts a directory binary with `args` and reads the address it bound.
     pub async fn start(program: &str, args: &[&str]) -> Daemon {
         let mut proc = Proc::spawn(program, program, args, &[]);
         let line = proc.expect(&["listening "]).await;
-        let addr = line.trim_start_matches("listening ").trim().parse().expect("listening line has an address");
+        let addr = line
+            .trim_start_matches("listening ")
+            .trim()
+            .parse()
+            .expect("listening line has an address");
         Daemon { proc, addr }
     }
 
@@ -165,16 +205,30 @@ impl Daemon {
 
 /// Starts the publisher demo publishing `name` at `scope`, joined to `directory`.
 pub fn publisher(label: &str, directory: &str, name: &str, scope: &str) -> Proc {
-    Proc::spawn(label, "publisher", &["--name", name, "--scope", scope], &[("LC_DIRECTORY", directory)])
+    Proc::spawn(
+        label,
+        "publisher",
+        &["--name", name, "--scope", scope],
+        &[("LC_DIRECTORY", directory)],
+    )
 }
 
 /// Starts the subscriber demo searching `search` at `scope`, joined to `directory`.
 pub fn subscriber(label: &str, directory: &str, search: &str, scope: &str) -> Proc {
-    Proc::spawn(label, "subscriber", &["--search", search, "--scope", scope], &[("LC_DIRECTORY", directory)])
+    Proc::spawn(
+        label,
+        "subscriber",
+        &["--search", search, "--scope", scope],
+        &[("LC_DIRECTORY", directory)],
+    )
 }
 
 /// The value of `key=` in a line (`publisher=1a2b3c4d`).
 pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line.find(&format!("{key}=")).unwrap_or_else(|| panic!("no {key}= in {line:?}")) + key.len() + 1;
+    let start = line
+        .find(&format!("{key}="))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        + key.len()
+        + 1;
     line[start..].split_whitespace().next().unwrap_or("")
 }

@@ -1,7 +1,9 @@
 //! The application API against a real host-cake: sessions, typed messages both ways,
 //! request deadlines, retraction and clearing, in-process matching, refusals.
 
-use layer_cake::{Event, Node, NodeConfig, PublishError, RequestError, Scope, Session, SubscribeError};
+use layer_cake::{
+    Event, Node, NodeConfig, PublishError, RequestError, Scope, Session, SubscribeError,
+};
 use layer_cake_tests::{Daemon, WAIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -19,11 +21,19 @@ struct Table {
 }
 
 async fn node(directory: Option<SocketAddr>) -> Node {
-    Node::with_config(NodeConfig { directory, name: "api-test".into() }).await.unwrap()
+    Node::with_config(NodeConfig {
+        directory,
+        name: "api-test".into(),
+    })
+    .await
+    .unwrap()
 }
 
 async fn next(events: &mut (impl NextEvent + ?Sized)) -> Event {
-    tokio::time::timeout(WAIT, events.next_event()).await.expect("an event within the deadline").expect("open")
+    tokio::time::timeout(WAIT, events.next_event())
+        .await
+        .expect("an event within the deadline")
+        .expect("open")
 }
 
 trait NextEvent {
@@ -63,23 +73,41 @@ async fn typed_messages_flow_both_ways_and_retraction_drops_both_sides() {
     // Subscriber to publisher, tagged by type; a request answered with another type.
     let asking = tokio::spawn({
         let s = sub_side.clone();
-        async move { s.request::<_, Table>(&Xy { x: 2, y: 1 }, Duration::from_secs(5)).await }
+        async move {
+            s.request::<_, Table>(&Xy { x: 2, y: 1 }, Duration::from_secs(5))
+                .await
+        }
     });
-    let Event::Message(m) = next(&mut publication).await else { panic!("expected a message") };
+    let Event::Message(m) = next(&mut publication).await else {
+        panic!("expected a message")
+    };
     assert!(m.is::<Xy>() && !m.is::<Table>());
     assert!(m.decode::<Table>().is_err());
     let xy: Xy = m.decode().unwrap();
-    m.reply(&Table { rows: vec![vec![0.5; xy.x]; xy.y] }).await.unwrap();
-    assert_eq!(asking.await.unwrap().unwrap(), Table { rows: vec![vec![0.5, 0.5]] });
+    m.reply(&Table {
+        rows: vec![vec![0.5; xy.x]; xy.y],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        asking.await.unwrap().unwrap(),
+        Table {
+            rows: vec![vec![0.5, 0.5]]
+        }
+    );
 
     // Publisher to subscriber, unprompted.
     pub_side.send(&Table { rows: vec![] }).await.unwrap();
-    let Event::Message(m) = next(&mut subscription).await else { panic!("expected a message") };
+    let Event::Message(m) = next(&mut subscription).await else {
+        panic!("expected a message")
+    };
     assert_eq!(m.type_name(), "Table");
 
     // Retracting ends the session on both sides.
     publication.retract();
-    let Event::Dropped(d) = next(&mut subscription).await else { panic!("expected Dropped") };
+    let Event::Dropped(d) = next(&mut subscription).await else {
+        panic!("expected Dropped")
+    };
     assert_eq!(d.name, "tables");
     assert!(d.reason.contains("retracted"), "{}", d.reason);
 }
@@ -93,7 +121,9 @@ async fn clearing_a_subscription_drops_the_publishers_session() {
     session(next(&mut subscription).await);
     let delivered = session(next(&mut publication).await);
     subscription.clear();
-    let Event::Dropped(d) = next(&mut publication).await else { panic!("expected Dropped") };
+    let Event::Dropped(d) = next(&mut publication).await else {
+        panic!("expected Dropped")
+    };
     assert_eq!(d.session, delivered.id());
 }
 
@@ -104,12 +134,18 @@ async fn a_request_nobody_answers_times_out_and_one_to_a_dead_peer_ends() {
     let mut publication = a.publish("silent", Scope::Host).await.unwrap();
     let mut subscription = b.subscribe("silent", Scope::Host).await.unwrap();
     let s = session(next(&mut subscription).await);
-    let err = s.request::<_, Table>(&Xy { x: 1, y: 1 }, Duration::from_millis(200)).await.unwrap_err();
+    let err = s
+        .request::<_, Table>(&Xy { x: 1, y: 1 }, Duration::from_millis(200))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RequestError::Timeout(_)), "{err}");
 
     let pending = tokio::spawn({
         let s = s.clone();
-        async move { s.request::<_, Table>(&Xy { x: 1, y: 1 }, Duration::from_secs(60)).await }
+        async move {
+            s.request::<_, Table>(&Xy { x: 1, y: 1 }, Duration::from_secs(60))
+                .await
+        }
     });
     // Wait until the request has arrived, then take the publisher away.
     loop {
@@ -118,8 +154,15 @@ async fn a_request_nobody_answers_times_out_and_one_to_a_dead_peer_ends() {
         }
     }
     a.stop();
-    let err = tokio::time::timeout(WAIT, pending).await.expect("no hang").unwrap().unwrap_err();
-    assert!(matches!(err, RequestError::Ended | RequestError::Send(_)), "{err}");
+    let err = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("no hang")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, RequestError::Ended | RequestError::Send(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -131,9 +174,14 @@ async fn process_scope_matches_inside_one_process_without_any_directory() {
     let s = session(next(&mut subscription).await);
     assert_eq!(s.scope(), Scope::Process);
     assert_eq!(s.peer_addr(), None, "in-process sessions use no socket");
-    let asking = tokio::spawn(async move { s.request::<_, String>(&"ping", Duration::from_secs(5)).await });
+    let asking = tokio::spawn(async move {
+        s.request::<_, String>(&"ping", Duration::from_secs(5))
+            .await
+    });
     session(next(&mut publication).await);
-    let Event::Message(m) = next(&mut publication).await else { panic!("expected a message") };
+    let Event::Message(m) = next(&mut publication).await else {
+        panic!("expected a message")
+    };
     m.reply(&"pong").await.unwrap();
     assert_eq!(asking.await.unwrap().unwrap(), "pong");
 }
@@ -142,11 +190,23 @@ async fn process_scope_matches_inside_one_process_without_any_directory() {
 async fn refusals_say_why() {
     let n = node(None).await;
     let err = n.subscribe("worker-(", Scope::Host).await.unwrap_err();
-    assert!(matches!(&err, SubscribeError::InvalidSearch(text) if text.contains("unclosed group")), "{err}");
+    assert!(
+        matches!(&err, SubscribeError::InvalidSearch(text) if text.contains("unclosed group")),
+        "{err}"
+    );
     let _held = n.publish("taken", Scope::Host).await.unwrap();
-    assert_eq!(n.publish("taken", Scope::Host).await.unwrap_err(), PublishError::AlreadyPublished("taken".into()));
-    assert!(matches!(n.publish("two words", Scope::Host).await, Err(PublishError::InvalidName(_))));
-    assert!(matches!(n.publish("", Scope::Host).await, Err(PublishError::InvalidName(_))));
+    assert_eq!(
+        n.publish("taken", Scope::Host).await.unwrap_err(),
+        PublishError::AlreadyPublished("taken".into())
+    );
+    assert!(matches!(
+        n.publish("two words", Scope::Host).await,
+        Err(PublishError::InvalidName(_))
+    ));
+    assert!(matches!(
+        n.publish("", Scope::Host).await,
+        Err(PublishError::InvalidName(_))
+    ));
 }
 
 #[tokio::test]
@@ -155,7 +215,10 @@ async fn regex_subscription_gets_one_session_per_matching_name() {
     let mut workers = Vec::new();
     for i in 0..8 {
         let n = node(Some(host.addr)).await;
-        let p = n.publish(&format!("w:{i:04x}-{}", n.id().short()), Scope::Host).await.unwrap();
+        let p = n
+            .publish(&format!("w:{i:04x}-{}", n.id().short()), Scope::Host)
+            .await
+            .unwrap();
         workers.push((n, p));
     }
     let client = node(Some(host.addr)).await;

@@ -15,7 +15,12 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn hello_frame(version: u32, magic: &str) -> Vec<u8> {
-    let mut hello = Hello::new(PeerKind::Process, ProcessId::random(), Scope::Process, "raw-test");
+    let mut hello = Hello::new(
+        PeerKind::Process,
+        ProcessId::random(),
+        Scope::Process,
+        "raw-test",
+    );
     hello.version = version;
     hello.magic = magic.to_string();
     frame(&serde_json::to_vec(&serde_json::json!({ "Hello": hello })).unwrap())
@@ -27,7 +32,10 @@ async fn closed_after(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     stream.write_all(bytes).await.unwrap();
     let mut got = Vec::new();
     let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut got)).await;
-    assert!(read.is_ok(), "the daemon kept a bad connection open after {bytes:?}");
+    assert!(
+        read.is_ok(),
+        "the daemon kept a bad connection open after {bytes:?}"
+    );
     got
 }
 
@@ -44,21 +52,41 @@ fn frames(mut bytes: &[u8]) -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn malformed_oversized_unknown_and_silent_peers_are_cut_off_alone() {
-    let host = Daemon::start("host-cake", &["--listen", "127.0.0.1:0", "--handshake-timeout-ms", "300"]).await;
+    let host = Daemon::start(
+        "host-cake",
+        &["--listen", "127.0.0.1:0", "--handshake-timeout-ms", "300"],
+    )
+    .await;
     let dir = host.env();
     // A well-behaved pair connected before the abuse starts...
     let mut before = publisher("before", &dir, "steady", "HOST");
     before.expect(&["published", "active"]).await;
 
     // Garbage in place of a greeting.
-    assert!(closed_after(host.addr, &frame(b"{{{{ not json")).await.is_empty());
+    assert!(closed_after(host.addr, &frame(b"{{{{ not json"))
+        .await
+        .is_empty());
     // A length far over the maximum: refused from the header alone.
-    assert!(closed_after(host.addr, &u32::MAX.to_be_bytes()).await.is_empty());
+    assert!(closed_after(host.addr, &u32::MAX.to_be_bytes())
+        .await
+        .is_empty());
     // Not layer-cake at all.
-    assert!(closed_after(host.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.is_empty());
+    assert!(
+        closed_after(host.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .is_empty()
+    );
     // The wrong magic, and a protocol version from the future.
-    assert!(closed_after(host.addr, &hello_frame(PROTOCOL_VERSION, "not-layer-cake")).await.is_empty());
-    assert!(closed_after(host.addr, &hello_frame(PROTOCOL_VERSION + 1, MAGIC)).await.is_empty());
+    assert!(
+        closed_after(host.addr, &hello_frame(PROTOCOL_VERSION, "not-layer-cake"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        closed_after(host.addr, &hello_frame(PROTOCOL_VERSION + 1, MAGIC))
+            .await
+            .is_empty()
+    );
     // A peer that connects and says nothing is closed after the handshake deadline.
     assert!(closed_after(host.addr, b"").await.is_empty());
     // A good greeting followed by an unknown message: greeted, then closed.
@@ -69,7 +97,7 @@ async fn malformed_oversized_unknown_and_silent_peers_are_cut_off_alone() {
     assert_eq!(replies[0]["Hello"]["magic"], MAGIC);
     // A good greeting followed by an oversized frame.
     let mut bytes = hello_frame(PROTOCOL_VERSION, MAGIC);
-    bytes.extend(((2u32 << 20) as u32).to_be_bytes());
+    bytes.extend((2u32 << 20).to_be_bytes());
     bytes.extend(vec![b' '; 1024]);
     assert_eq!(frames(&closed_after(host.addr, &bytes).await).len(), 1);
 
@@ -88,8 +116,12 @@ async fn a_publishers_session_port_also_shrugs_off_bad_input() {
     let mut sub = subscriber("sub", &dir, "gamma", "HOST");
     let line = sub.expect(&["available gamma"]).await;
     let session_addr: SocketAddr = layer_cake_tests::field(&line, "addr").parse().unwrap();
-    assert!(closed_after(session_addr, &frame(b"nonsense")).await.is_empty());
-    assert!(closed_after(session_addr, &u32::MAX.to_be_bytes()).await.is_empty());
+    assert!(closed_after(session_addr, &frame(b"nonsense"))
+        .await
+        .is_empty());
+    assert!(closed_after(session_addr, &u32::MAX.to_be_bytes())
+        .await
+        .is_empty());
     // The publisher still serves: a second subscriber gets a session and a reply.
     let mut sub2 = subscriber("sub2", &dir, "gamma", "HOST");
     sub2.expect(&["reply gamma"]).await;

@@ -15,11 +15,22 @@ async fn exact_and_regex_searches_match_whole_names() {
     }
     let mut regex = subscriber("regex", &dir, "worker-10:[-a-f0-9]+", "HOST");
     let mut exact = subscriber("exact", &dir, "worker-10:ab12", "HOST");
-    let name_of = |line: String| line.split_whitespace().nth(1).unwrap_or_default().to_string();
-    let mut names = vec![name_of(regex.expect(&["available"]).await), name_of(regex.expect(&["available"]).await)];
+    let name_of = |line: String| {
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut names = vec![
+        name_of(regex.expect(&["available"]).await),
+        name_of(regex.expect(&["available"]).await),
+    ];
     names.sort();
     assert_eq!(names, ["worker-10:ab12", "worker-10:cd-34"]);
-    let replies = [regex.expect(&["reply"]).await, regex.expect(&["reply"]).await];
+    let replies = [
+        regex.expect(&["reply"]).await,
+        regex.expect(&["reply"]).await,
+    ];
     assert!(replies.iter().all(|r| r.contains("seq=")));
     let line = exact.expect(&["available"]).await;
     assert!(line.starts_with("available worker-10:ab12 HOST"), "{line}");
@@ -30,8 +41,15 @@ async fn exact_and_regex_searches_match_whole_names() {
     w3.expect(&["published"]).await;
     regex.expect(&["available worker-10:ef56"]).await;
     let all = regex.all_lines();
-    assert!(!all.iter().any(|l| l.contains("xworker")), "a partial match attached: {all:#?}");
-    assert_eq!(all.iter().filter(|l| l.starts_with("available")).count(), 3, "{all:#?}");
+    assert!(
+        !all.iter().any(|l| l.contains("xworker")),
+        "a partial match attached: {all:#?}"
+    );
+    assert_eq!(
+        all.iter().filter(|l| l.starts_with("available")).count(),
+        3,
+        "{all:#?}"
+    );
 }
 
 #[tokio::test]
@@ -44,7 +62,10 @@ async fn duplicate_publisher_is_told_it_is_a_standby_and_takes_over() {
     let first_id = field(&line, "id").to_string();
     let mut second = publisher("second", &dir, "svc", "HOST");
     let line = second.expect(&["published svc HOST"]).await;
-    assert!(line.contains(&format!("standby holder={first_id}")), "{line}");
+    assert!(
+        line.contains(&format!("standby holder={first_id}")),
+        "{line}"
+    );
     let second_id = field(&line, "id").to_string();
 
     let mut sub = subscriber("sub", &dir, "svc", "HOST");
@@ -56,7 +77,11 @@ async fn duplicate_publisher_is_told_it_is_a_standby_and_takes_over() {
     let line = sub.expect(&["dropped svc"]).await;
     assert_eq!(field(&line, "publisher"), first_id);
     let line = sub.expect(&["available svc HOST"]).await;
-    assert_eq!(field(&line, "publisher"), second_id, "the standby took over");
+    assert_eq!(
+        field(&line, "publisher"),
+        second_id,
+        "the standby took over"
+    );
     sub.expect(&["reply svc"]).await;
     second.expect(&["status svc at=HOST active"]).await;
 }
@@ -106,7 +131,10 @@ async fn group_beats_host_falls_back_on_sigkill_and_upgrades_when_it_returns() {
     // Then the only way the group subscriber moves is when its GROUP publisher goes.
     group_pub2.kill9().await;
     let line = sub.expect(&["dropped svc"]).await;
-    assert!(line.starts_with("dropped svc GROUP"), "the HOST recovery disturbed the session: {line}");
+    assert!(
+        line.starts_with("dropped svc GROUP"),
+        "the HOST recovery disturbed the session: {line}"
+    );
     let line = sub.expect(&["available svc HOST"]).await;
     assert_eq!(field(&line, "publisher"), host2_id);
 }
@@ -135,8 +163,17 @@ async fn host_cake_killed_and_restarted_every_listing_reattaches_and_sessions_su
     sub2.expect(&["reply alpha:1"]).await;
     // The session made before the restart was never dropped.
     let all = sub.all_lines();
-    assert!(!all.iter().any(|l| l.starts_with("dropped")), "a live session was dropped: {all:#?}");
-    assert_eq!(all.iter().filter(|l| l.starts_with("available alpha:1")).count(), 1, "{all:#?}");
+    assert!(
+        !all.iter().any(|l| l.starts_with("dropped")),
+        "a live session was dropped: {all:#?}"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|l| l.starts_with("available alpha:1"))
+            .count(),
+        1,
+        "{all:#?}"
+    );
 }
 
 #[tokio::test]

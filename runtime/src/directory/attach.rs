@@ -109,13 +109,19 @@ impl Attachments {
     /// The session held for `(sub, name)`, if any, and whether it is open.
     pub fn current(&self, sub: SubId, name: &str) -> Option<(SessionId, Scope, PubId, bool)> {
         let state = self.names.get(&(sub, name.to_string()))?;
-        state.current.as_ref().map(|c| (c.session, c.at, c.publisher.id, c.open))
+        state
+            .current
+            .as_ref()
+            .map(|c| (c.session, c.at, c.publisher.id, c.open))
     }
 
     /// Every session held (opening or open), with its subscription and publication.
     pub fn sessions(&self) -> impl Iterator<Item = (SessionId, SubId, &PubInfo, bool)> + '_ {
         self.names.iter().filter_map(|((sub, _), state)| {
-            state.current.as_ref().map(|c| (c.session, *sub, &c.publisher, c.open))
+            state
+                .current
+                .as_ref()
+                .map(|c| (c.session, *sub, &c.publisher, c.open))
         })
     }
 
@@ -132,7 +138,11 @@ impl Attachments {
                 c.broken = false;
                 c.publisher = route.publisher.clone();
             }
-            None => state.routes.push(Candidate { at: route.at, publisher: route.publisher.clone(), broken: false }),
+            None => state.routes.push(Candidate {
+                at: route.at,
+                publisher: route.publisher.clone(),
+                broken: false,
+            }),
         }
         if let Some(current) = &mut state.current {
             if current.publisher.id == route.publisher.id {
@@ -154,7 +164,9 @@ impl Attachments {
     pub fn route_cleared(&mut self, key: &RouteKey, out: &mut Vec<Action>) {
         let k = (key.sub, key.name.clone());
         if let Some(state) = self.names.get_mut(&k) {
-            state.routes.retain(|c| !(c.at == key.at && c.publisher.id == key.publication));
+            state
+                .routes
+                .retain(|c| !(c.at == key.at && c.publisher.id == key.publication));
             if state.routes.is_empty() && state.current.is_none() {
                 self.names.remove(&k);
             }
@@ -164,21 +176,36 @@ impl Attachments {
 
     /// The publisher accepted `session`.
     pub fn opened(&mut self, session: SessionId, out: &mut Vec<Action>) {
-        let Some(key) = self.sessions.get(&session) else { return };
+        let Some(key) = self.sessions.get(&session) else {
+            return;
+        };
         let state = self.names.get_mut(key).expect("session's name is tracked");
         if let Some(c) = state.current.as_mut().filter(|c| c.session == session && !c.open) {
             c.open = true;
-            out.push(Action::Available { session, sub: key.0, at: c.at, publisher: c.publisher.clone() });
+            out.push(Action::Available {
+                session,
+                sub: key.0,
+                at: c.at,
+                publisher: c.publisher.clone(),
+            });
         }
     }
 
     /// `session` could not be opened, or ended after opening. Its route is skipped from now on
     /// (until given again, or [`retry`](Self::retry)) and the nearest other route is opened.
     pub fn ended(&mut self, session: SessionId, reason: &str, out: &mut Vec<Action>) {
-        let Some(key) = self.sessions.remove(&session) else { return };
+        let Some(key) = self.sessions.remove(&session) else {
+            return;
+        };
         let state = self.names.get_mut(&key).expect("session's name is tracked");
-        let Some(current) = state.current.take() else { return };
-        for c in state.routes.iter_mut().filter(|c| c.publisher.id == current.publisher.id) {
+        let Some(current) = state.current.take() else {
+            return;
+        };
+        for c in state
+            .routes
+            .iter_mut()
+            .filter(|c| c.publisher.id == current.publisher.id)
+        {
             c.broken = true;
         }
         if current.open {
@@ -231,7 +258,9 @@ impl Attachments {
 
     /// Are there names with routes but no session (so [`retry`](Self::retry) has work)?
     pub fn has_idle(&self) -> bool {
-        self.names.values().any(|s| s.current.is_none() && !s.routes.is_empty())
+        self.names
+            .values()
+            .any(|s| s.current.is_none() && !s.routes.is_empty())
     }
 
     /// The application withdrew `sub`: close its sessions, forget its routes.
@@ -241,13 +270,21 @@ impl Attachments {
             let state = self.names.remove(&key).expect("listed above");
             if let Some(c) = state.current {
                 self.sessions.remove(&c.session);
-                out.push(Action::Close { session: c.session, process: c.publisher.process, reason: "subscription cleared" });
+                out.push(Action::Close {
+                    session: c.session,
+                    process: c.publisher.process,
+                    reason: "subscription cleared",
+                });
             }
         }
     }
 
     fn end(sub: SubId, current: Current, reason: &'static str, out: &mut Vec<Action>) {
-        out.push(Action::Close { session: current.session, process: current.publisher.process, reason });
+        out.push(Action::Close {
+            session: current.session,
+            process: current.publisher.process,
+            reason,
+        });
         if current.open {
             out.push(Action::Dropped {
                 session: current.session,
@@ -260,7 +297,9 @@ impl Attachments {
     }
 
     fn open_best(&mut self, key: &(SubId, String), out: &mut Vec<Action>) {
-        let Some(state) = self.names.get_mut(key) else { return };
+        let Some(state) = self.names.get_mut(key) else {
+            return;
+        };
         if state.current.is_some() {
             return;
         }
@@ -271,8 +310,18 @@ impl Attachments {
         self.next_session += 1;
         let session = SessionId(self.next_session);
         let (at, publisher) = (best.at, best.publisher.clone());
-        state.current = Some(Current { session, at, publisher: publisher.clone(), open: false });
+        state.current = Some(Current {
+            session,
+            at,
+            publisher: publisher.clone(),
+            open: false,
+        });
         self.sessions.insert(session, key.clone());
-        out.push(Action::Open { session, sub: key.0, at, publisher });
+        out.push(Action::Open {
+            session,
+            sub: key.0,
+            at,
+            publisher,
+        });
     }
 }

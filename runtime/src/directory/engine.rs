@@ -137,7 +137,14 @@ impl Engine {
         let at = self.scope;
         if info.scope < self.scope {
             let reason = format!("scope {} is narrower than this {} directory", info.scope, at);
-            out.push(Output::ToLink(link, Down::PubStatus { id: info.id, at, state: PubState::Refused { reason } }));
+            out.push(Output::ToLink(
+                link,
+                Down::PubStatus {
+                    id: info.id,
+                    at,
+                    state: PubState::Refused { reason },
+                },
+            ));
             return;
         }
         if let Some(entry) = self.pubs.get_mut(&info.id) {
@@ -145,7 +152,14 @@ impl Engine {
             // link and report its standing again.
             entry.link = link;
             let state = self.state_of(info.id);
-            out.push(Output::ToLink(link, Down::PubStatus { id: info.id, at, state }));
+            out.push(Output::ToLink(
+                link,
+                Down::PubStatus {
+                    id: info.id,
+                    at,
+                    state,
+                },
+            ));
             return;
         }
         let seq = self.next_seq();
@@ -154,7 +168,14 @@ impl Engine {
         let line = self.names.entry(info.name.clone()).or_default();
         line.push(id);
         let active = line.len() == 1;
-        self.pubs.insert(id, PubEntry { info: info.clone(), link, seq });
+        self.pubs.insert(
+            id,
+            PubEntry {
+                info: info.clone(),
+                link,
+                seq,
+            },
+        );
         let state = self.state_of(id);
         out.push(Output::ToLink(link, Down::PubStatus { id, at, state }));
         if active {
@@ -174,7 +195,9 @@ impl Engine {
         if holder == id {
             PubState::Active
         } else {
-            PubState::Standby { holder: self.pubs[&holder].info.process }
+            PubState::Standby {
+                holder: self.pubs[&holder].info.process,
+            }
         }
     }
 
@@ -204,12 +227,18 @@ impl Engine {
         let entry = self.subs.get_mut(&sub).expect("routed subscription exists");
         entry.routed.insert(publication);
         self.routed.entry(publication).or_default().insert(sub);
-        let route = Route { sub, at: self.scope, publisher };
+        let route = Route {
+            sub,
+            at: self.scope,
+            publisher,
+        };
         out.push(Output::ToLink(entry.link, Down::Route(route)));
     }
 
     fn retract(&mut self, id: PubId, out: &mut Vec<Output>) {
-        let Some(entry) = self.pubs.remove(&id) else { return };
+        let Some(entry) = self.pubs.remove(&id) else {
+            return;
+        };
         let name = entry.info.name.clone();
         let line = self.names.get_mut(&name).expect("published name has a line");
         let was_active = line.first() == Some(&id);
@@ -222,7 +251,12 @@ impl Engine {
             for sub in self.routed.remove(&id).unwrap_or_default() {
                 let sub_entry = self.subs.get_mut(&sub).expect("routed subscription exists");
                 sub_entry.routed.remove(&id);
-                let key = RouteKey { sub, at: self.scope, publication: id, name: name.clone() };
+                let key = RouteKey {
+                    sub,
+                    at: self.scope,
+                    publication: id,
+                    name: name.clone(),
+                };
                 out.push(Output::ToLink(sub_entry.link, Down::RouteCleared(key)));
             }
             if let Some(&next) = line.first() {
@@ -230,7 +264,14 @@ impl Engine {
                 for p in &line {
                     let state = self.state_of(*p);
                     let link = self.pubs[p].link;
-                    out.push(Output::ToLink(link, Down::PubStatus { id: *p, at: self.scope, state }));
+                    out.push(Output::ToLink(
+                        link,
+                        Down::PubStatus {
+                            id: *p,
+                            at: self.scope,
+                            state,
+                        },
+                    ));
                 }
                 self.route_holder(next, out);
             }
@@ -247,7 +288,14 @@ impl Engine {
         let at = self.scope;
         if info.scope < self.scope {
             let reason = format!("scope {} is narrower than this {} directory", info.scope, at);
-            out.push(Output::ToLink(link, Down::SubRefused { id: info.id, at, reason }));
+            out.push(Output::ToLink(
+                link,
+                Down::SubRefused {
+                    id: info.id,
+                    at,
+                    reason,
+                },
+            ));
             return;
         }
         if self.subs.contains_key(&info.id) {
@@ -257,7 +305,14 @@ impl Engine {
         let search = match Search::new(&info.search) {
             Ok(search) => search,
             Err(reason) => {
-                out.push(Output::ToLink(link, Down::SubRefused { id: info.id, at, reason }));
+                out.push(Output::ToLink(
+                    link,
+                    Down::SubRefused {
+                        id: info.id,
+                        at,
+                        reason,
+                    },
+                ));
                 return;
             }
         };
@@ -281,7 +336,16 @@ impl Engine {
         };
         let forward = self.forwards(info.scope);
         let seq = self.next_seq();
-        self.subs.insert(id, SubEntry { info: info.clone(), link, seq, search, routed: HashSet::new() });
+        self.subs.insert(
+            id,
+            SubEntry {
+                info: info.clone(),
+                link,
+                seq,
+                search,
+                routed: HashSet::new(),
+            },
+        );
         for holder in holders {
             self.route(id, holder, out);
         }
@@ -331,14 +395,22 @@ impl Engine {
 
     /// A child link is gone: everything registered through it is withdrawn.
     pub fn link_lost(&mut self, link: LinkId, out: &mut Vec<Output>) {
-        let mut pubs: Vec<(u64, PubId)> =
-            self.pubs.iter().filter(|(_, p)| p.link == link).map(|(id, p)| (p.seq, *id)).collect();
+        let mut pubs: Vec<(u64, PubId)> = self
+            .pubs
+            .iter()
+            .filter(|(_, p)| p.link == link)
+            .map(|(id, p)| (p.seq, *id))
+            .collect();
         pubs.sort_unstable();
         for (_, id) in pubs {
             self.retract(id, out);
         }
-        let subs: Vec<SubId> =
-            self.subs.iter().filter(|(_, s)| s.link == link).map(|(id, _)| *id).collect();
+        let subs: Vec<SubId> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.link == link)
+            .map(|(id, _)| *id)
+            .collect();
         for id in subs {
             self.unsubscribe(id, out);
         }
@@ -370,7 +442,11 @@ impl Engine {
             }
         }
         cleared.sort_unstable_by_key(|(link, k)| (*link, k.sub, k.at, k.publication));
-        out.extend(cleared.into_iter().map(|(link, k)| Output::ToLink(link, Down::RouteCleared(k))));
+        out.extend(
+            cleared
+                .into_iter()
+                .map(|(link, k)| Output::ToLink(link, Down::RouteCleared(k))),
+        );
     }
 
     /// Handles one frame from the parent: passes it down to the link it concerns.
@@ -394,7 +470,10 @@ impl Engine {
                 }
             }
             Down::RouteCleared(key) => {
-                let known = self.from_parent.get_mut(&key.sub).is_some_and(|keys| keys.remove(&key));
+                let known = self
+                    .from_parent
+                    .get_mut(&key.sub)
+                    .is_some_and(|keys| keys.remove(&key));
                 if known {
                     let link = self.subs[&key.sub].link;
                     out.push(Output::ToLink(link, Down::RouteCleared(key)));

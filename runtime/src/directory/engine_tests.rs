@@ -14,11 +14,22 @@ fn addr() -> SocketAddr {
 }
 
 fn pub_info(name: &str, scope: Scope, process: ProcessId) -> PubInfo {
-    PubInfo { id: PubId::random(), name: name.into(), scope, process, addr: addr() }
+    PubInfo {
+        id: PubId::random(),
+        name: name.into(),
+        scope,
+        process,
+        addr: addr(),
+    }
 }
 
 fn sub_info(search: &str, scope: Scope, process: ProcessId) -> SubInfo {
-    SubInfo { id: SubId::random(), search: search.into(), scope, process }
+    SubInfo {
+        id: SubId::random(),
+        search: search.into(),
+        scope,
+        process,
+    }
 }
 
 fn routes(out: &[Output]) -> Vec<(LinkId, String)> {
@@ -60,14 +71,29 @@ fn second_publisher_is_a_standby_and_is_promoted() {
     e.from_child(2, Up::Publish(second.clone()), &mut out);
     assert!(out.contains(&Output::ToLink(
         2,
-        Down::PubStatus { id: second.id, at: Scope::Host, state: PubState::Standby { holder: a } }
+        Down::PubStatus {
+            id: second.id,
+            at: Scope::Host,
+            state: PubState::Standby { holder: a }
+        }
     )));
     e.from_child(3, Up::Subscribe(sub_info("svc", Scope::Host, c)), &mut out);
     out.clear();
     e.link_lost(1, &mut out);
-    assert!(out.iter().any(|o| matches!(o, Output::ToLink(3, Down::RouteCleared(k)) if k.publication == first.id)));
-    assert!(out.contains(&Output::ToLink(2, Down::PubStatus { id: second.id, at: Scope::Host, state: PubState::Active })));
-    assert!(out.iter().any(|o| matches!(o, Output::ToLink(3, Down::Route(r)) if r.publisher.id == second.id)));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::ToLink(3, Down::RouteCleared(k)) if k.publication == first.id)));
+    assert!(out.contains(&Output::ToLink(
+        2,
+        Down::PubStatus {
+            id: second.id,
+            at: Scope::Host,
+            state: PubState::Active
+        }
+    )));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::ToLink(3, Down::Route(r)) if r.publisher.id == second.id)));
 }
 
 #[test]
@@ -83,10 +109,19 @@ fn listings_go_up_only_when_wider_and_are_replayed_in_order_on_reconnect() {
     e.from_child(1, Up::Publish(host_wide.clone()), &mut out);
     e.from_child(1, Up::Subscribe(sub.clone()), &mut out);
     assert!(e.wants_parent());
-    assert!(!out.iter().any(|o| matches!(o, Output::ToParent(_))), "nothing sent before the parent is up");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::ToParent(_))),
+        "nothing sent before the parent is up"
+    );
     out.clear();
     e.parent_connected(&mut out);
-    assert_eq!(out, vec![Output::ToParent(Up::Publish(host_wide)), Output::ToParent(Up::Subscribe(sub))]);
+    assert_eq!(
+        out,
+        vec![
+            Output::ToParent(Up::Publish(host_wide)),
+            Output::ToParent(Up::Subscribe(sub))
+        ]
+    );
 }
 
 #[test]
@@ -95,7 +130,16 @@ fn narrower_listings_are_refused() {
     let mut out = Vec::new();
     let info = pub_info("g", Scope::Group, ProcessId::random());
     e.from_child(1, Up::Publish(info.clone()), &mut out);
-    assert!(matches!(&out[..], [Output::ToLink(1, Down::PubStatus { state: PubState::Refused { .. }, .. })]));
+    assert!(matches!(
+        &out[..],
+        [Output::ToLink(
+            1,
+            Down::PubStatus {
+                state: PubState::Refused { .. },
+                ..
+            }
+        )]
+    ));
     assert_eq!(e.counts(), (0, 0));
 }
 
@@ -108,7 +152,11 @@ fn parent_routes_pass_down_and_are_cleared_when_the_parent_goes() {
     e.from_child(4, Up::Subscribe(sub.clone()), &mut out);
     e.parent_connected(&mut out);
     out.clear();
-    let route = Route { sub: sub.id, at: Scope::Host, publisher: pub_info("svc", Scope::Host, ProcessId::random()) };
+    let route = Route {
+        sub: sub.id,
+        at: Scope::Host,
+        publisher: pub_info("svc", Scope::Host, ProcessId::random()),
+    };
     e.from_parent(Down::Route(route.clone()), &mut out);
     assert_eq!(out, vec![Output::ToLink(4, Down::Route(route.clone()))]);
     out.clear();
@@ -150,10 +198,25 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 enum Msg {
-    Up { to: usize, link: LinkId, epoch: u64, frame: Up },
-    Down { to: usize, epoch: u64, frame: Down },
-    Opened { to: usize, session: SessionIdT },
-    Ended { to: usize, session: SessionIdT },
+    Up {
+        to: usize,
+        link: LinkId,
+        epoch: u64,
+        frame: Up,
+    },
+    Down {
+        to: usize,
+        epoch: u64,
+        frame: Down,
+    },
+    Opened {
+        to: usize,
+        session: SessionIdT,
+    },
+    Ended {
+        to: usize,
+        session: SessionIdT,
+    },
 }
 
 type SessionIdT = crate::ids::SessionId;
@@ -212,7 +275,12 @@ impl Sim {
             };
             nodes.push(mk(Scope::Process, Some(parent)));
         }
-        let mut sim = Sim { nodes, queue: VecDeque::new(), open: HashSet::new(), accepted: HashSet::new() };
+        let mut sim = Sim {
+            nodes,
+            queue: VecDeque::new(),
+            open: HashSet::new(),
+            accepted: HashSet::new(),
+        };
         for n in 1..sim.nodes.len() {
             sim.connect(n);
         }
@@ -250,14 +318,23 @@ impl Sim {
                 Output::ToParent(frame) => {
                     let node = &self.nodes[n];
                     if let (true, Some((to, link))) = (node.up, node.parent) {
-                        self.queue.push_back(Msg::Up { to, link, epoch: node.epoch, frame });
+                        self.queue.push_back(Msg::Up {
+                            to,
+                            link,
+                            epoch: node.epoch,
+                            frame,
+                        });
                     }
                 }
                 Output::ToLink(0, frame) if n >= 3 => self.local(n, frame),
                 Output::ToLink(link, frame) => {
                     let child = self.child_at(n, link).expect("link has a child");
                     let epoch = self.nodes[child].epoch;
-                    self.queue.push_back(Msg::Down { to: child, epoch, frame });
+                    self.queue.push_back(Msg::Down {
+                        to: child,
+                        epoch,
+                        frame,
+                    });
                 }
             }
         }
@@ -268,7 +345,11 @@ impl Sim {
         match frame {
             Down::Route(r) => self.nodes[n].attach.route(r, &mut actions),
             Down::RouteCleared(k) => self.nodes[n].attach.route_cleared(&k, &mut actions),
-            Down::PubStatus { id, state: PubState::Refused { .. }, .. } => {
+            Down::PubStatus {
+                id,
+                state: PubState::Refused { .. },
+                ..
+            } => {
                 // The node retracts a refused publication.
                 self.retract(n, id);
             }
@@ -280,8 +361,12 @@ impl Sim {
     fn act(&mut self, n: usize, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Open { session, publisher, .. } => {
-                    let pn = (3..self.nodes.len()).find(|&m| self.nodes[m].id == publisher.process).unwrap();
+                Action::Open {
+                    session, publisher, ..
+                } => {
+                    let pn = (3..self.nodes.len())
+                        .find(|&m| self.nodes[m].id == publisher.process)
+                        .unwrap();
                     let ok = self.nodes[pn].alive && self.nodes[pn].pubs.iter().any(|p| p.id == publisher.id);
                     if ok {
                         self.nodes[pn].served.push((n, session, publisher.id));
@@ -293,15 +378,23 @@ impl Sim {
                 }
                 Action::Close { session, .. } => {
                     for m in 3..self.nodes.len() {
-                        self.nodes[m].served.retain(|(s, sess, _)| !(*s == n && *sess == session));
+                        self.nodes[m]
+                            .served
+                            .retain(|(s, sess, _)| !(*s == n && *sess == session));
                     }
                 }
                 Action::Available { session, .. } => {
-                    assert!(self.accepted.contains(&(n, session)), "Available for a session no publisher accepted");
+                    assert!(
+                        self.accepted.contains(&(n, session)),
+                        "Available for a session no publisher accepted"
+                    );
                     assert!(self.open.insert((n, session)), "Available twice for one session");
                 }
                 Action::Dropped { session, .. } => {
-                    assert!(self.open.remove(&(n, session)), "Dropped without Available, or twice");
+                    assert!(
+                        self.open.remove(&(n, session)),
+                        "Dropped without Available, or twice"
+                    );
                 }
             }
         }
@@ -312,7 +405,12 @@ impl Sim {
         node.pubs.retain(|p| p.id != id);
         let mut out = Vec::new();
         node.engine.from_child(0, Up::Retract { id }, &mut out);
-        let served: Vec<_> = node.served.iter().filter(|(_, _, p)| *p == id).map(|(s, sess, _)| (*s, *sess)).collect();
+        let served: Vec<_> = node
+            .served
+            .iter()
+            .filter(|(_, _, p)| *p == id)
+            .map(|(s, sess, _)| (*s, *sess))
+            .collect();
         node.served.retain(|(_, _, p)| *p != id);
         for (s, session) in served {
             self.queue.push_back(Msg::Ended { to: s, session });
@@ -321,10 +419,19 @@ impl Sim {
     }
 
     fn step(&mut self) -> bool {
-        let Some(msg) = self.queue.pop_front() else { return false };
+        let Some(msg) = self.queue.pop_front() else {
+            return false;
+        };
         match msg {
-            Msg::Up { to, link, epoch, frame } => {
-                let Some(child) = self.child_at(to, link) else { return true };
+            Msg::Up {
+                to,
+                link,
+                epoch,
+                frame,
+            } => {
+                let Some(child) = self.child_at(to, link) else {
+                    return true;
+                };
                 let c = &self.nodes[child];
                 if !self.nodes[to].alive || !c.alive || !c.up || c.epoch != epoch {
                     return true;
@@ -377,7 +484,13 @@ impl Sim {
                 if !node.alive || node.pubs.iter().any(|x| x.name == NAMES[name]) {
                     return;
                 }
-                let info = PubInfo { id: PubId::random(), name: NAMES[name].into(), scope, process: node.id, addr: addr() };
+                let info = PubInfo {
+                    id: PubId::random(),
+                    name: NAMES[name].into(),
+                    scope,
+                    process: node.id,
+                    addr: addr(),
+                };
                 node.pubs.push(info.clone());
                 let mut out = Vec::new();
                 node.engine.from_child(0, Up::Publish(info), &mut out);
@@ -385,7 +498,12 @@ impl Sim {
             }
             Op::Retract { p, k } => {
                 let n = proc_node(p);
-                if let Some(id) = self.nodes[n].pubs.get(k).map(|x| x.id).filter(|_| self.nodes[n].alive) {
+                if let Some(id) = self.nodes[n]
+                    .pubs
+                    .get(k)
+                    .map(|x| x.id)
+                    .filter(|_| self.nodes[n].alive)
+                {
                     self.retract(n, id);
                 }
             }
@@ -396,7 +514,12 @@ impl Sim {
                 if !node.alive {
                     return;
                 }
-                let info = SubInfo { id: SubId::random(), search: SEARCHES[search].into(), scope, process: node.id };
+                let info = SubInfo {
+                    id: SubId::random(),
+                    search: SEARCHES[search].into(),
+                    scope,
+                    process: node.id,
+                };
                 node.subs.push(info.clone());
                 let mut out = Vec::new();
                 node.engine.from_child(0, Up::Subscribe(info), &mut out);
@@ -408,12 +531,19 @@ impl Sim {
                     return;
                 }
                 let sub = self.nodes[n].subs.remove(k);
-                let ended: Vec<_> = self.nodes[n].attach.sessions().filter(|(_, s, _, _)| *s == sub.id).map(|(sess, ..)| sess).collect();
+                let ended: Vec<_> = self.nodes[n]
+                    .attach
+                    .sessions()
+                    .filter(|(_, s, _, _)| *s == sub.id)
+                    .map(|(sess, ..)| sess)
+                    .collect();
                 for session in ended {
                     self.open.remove(&(n, session));
                 }
                 let (mut out, mut actions) = (Vec::new(), Vec::new());
-                self.nodes[n].engine.from_child(0, Up::Unsubscribe { id: sub.id }, &mut out);
+                self.nodes[n]
+                    .engine
+                    .from_child(0, Up::Unsubscribe { id: sub.id }, &mut out);
                 self.nodes[n].attach.unsubscribe(sub.id, &mut actions);
                 self.emit(n, out);
                 self.act(n, actions);
@@ -427,13 +557,19 @@ impl Sim {
                 let dead = self.nodes[n].id;
                 self.open.retain(|(m, _)| *m != n);
                 let (parent, link) = self.nodes[n].parent.unwrap();
-                if self.nodes[n].up && (parent != HOST || true) {
+                if self.nodes[n].up {
                     let mut out = Vec::new();
                     self.nodes[parent].engine.link_lost(link, &mut out);
                     self.emit(parent, out);
                 }
                 for m in 3..self.nodes.len() {
-                    if m != n && self.nodes[m].alive && self.nodes[m].attach.sessions().any(|(_, _, p, _)| p.process == dead) {
+                    if m != n
+                        && self.nodes[m].alive
+                        && self.nodes[m]
+                            .attach
+                            .sessions()
+                            .any(|(_, _, p, _)| p.process == dead)
+                    {
                         let mut actions = Vec::new();
                         self.nodes[m].attach.process_lost(dead, "killed", &mut actions);
                         self.act(m, actions);
@@ -450,7 +586,10 @@ impl Sim {
             }
             Op::HostUp => {
                 for n in 1..self.nodes.len() {
-                    if self.nodes[n].parent.map(|(p, _)| p) == Some(HOST) && self.nodes[n].alive && !self.nodes[n].up {
+                    if self.nodes[n].parent.map(|(p, _)| p) == Some(HOST)
+                        && self.nodes[n].alive
+                        && !self.nodes[n].up
+                    {
                         self.connect(n);
                     }
                 }
@@ -486,9 +625,18 @@ impl Sim {
     fn check(&self) {
         let live: HashSet<(usize, SessionIdT)> = (3..self.nodes.len())
             .filter(|&n| self.nodes[n].alive)
-            .flat_map(|n| self.nodes[n].attach.sessions().filter(|s| s.3).map(move |(s, ..)| (n, s)))
+            .flat_map(|n| {
+                self.nodes[n]
+                    .attach
+                    .sessions()
+                    .filter(|s| s.3)
+                    .map(move |(s, ..)| (n, s))
+            })
             .collect();
-        assert_eq!(live, self.open, "every open attachment was announced once, and every ended one dropped once");
+        assert_eq!(
+            live, self.open,
+            "every open attachment was announced once, and every ended one dropped once"
+        );
         for n in 3..self.nodes.len() {
             let node = &self.nodes[n];
             if !node.alive {
@@ -502,9 +650,13 @@ impl Sim {
                         (None, None) => {}
                         (Some(level), Some((_, at, publication, open))) => {
                             assert!(open, "{name} for {sub:?} still opening after quiescence");
-                            assert_eq!(at, level, "{name} for {sub:?}: attached at {at}, nearest is {level}");
-                            let live_pub = (3..self.nodes.len())
-                                .any(|m| self.nodes[m].alive && self.nodes[m].pubs.iter().any(|p| p.id == publication));
+                            assert_eq!(
+                                at, level,
+                                "{name} for {sub:?}: attached at {at}, nearest is {level}"
+                            );
+                            let live_pub = (3..self.nodes.len()).any(|m| {
+                                self.nodes[m].alive && self.nodes[m].pubs.iter().any(|p| p.id == publication)
+                            });
                             assert!(live_pub, "attached to a publication that is gone");
                         }
                         (e, c) => panic!("{name} for {sub:?} (node {n}): expected {e:?}, attached {c:?}"),

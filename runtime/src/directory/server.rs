@@ -59,7 +59,12 @@ impl DirectoryConfig {
 }
 
 enum Event {
-    Accepted { link: LinkId, hello: Hello, tx: mpsc::Sender<Down>, cancel: CancellationToken },
+    Accepted {
+        link: LinkId,
+        hello: Hello,
+        tx: mpsc::Sender<Down>,
+        cancel: CancellationToken,
+    },
     Frame(LinkId, Up),
     Closed(LinkId, String),
 }
@@ -73,7 +78,10 @@ struct Link {
 /// Runs a directory on `listener` until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, config: DirectoryConfig, shutdown: CancellationToken) {
     let span = tracing::info_span!("directory", scope = %config.scope, id = %config.id.short());
-    Directory::new(config, shutdown).run(listener).instrument(span).await
+    Directory::new(config, shutdown)
+        .run(listener)
+        .instrument(span)
+        .await
 }
 
 struct Directory {
@@ -103,7 +111,10 @@ impl Directory {
     async fn run(mut self, listener: TcpListener) {
         let (inbox_tx, mut inbox) = mpsc::channel::<Event>(4096);
         let (up_tx, mut up_rx) = mpsc::channel::<UplinkEvent>(1024);
-        let greeting = Greeting { ours: self.hello(), timeout: self.config.handshake_timeout };
+        let greeting = Greeting {
+            ours: self.hello(),
+            timeout: self.config.handshake_timeout,
+        };
         tokio::spawn(accept_loop(listener, greeting, inbox_tx, self.shutdown.clone()).in_current_span());
         loop {
             tokio::select! {
@@ -114,7 +125,12 @@ impl Directory {
             self.flush();
             if self.uplink.is_none() && self.engine.wants_parent() {
                 if let Some(parent) = self.config.parent {
-                    self.uplink = Some(uplink::spawn(parent, self.hello(), up_tx.clone(), self.shutdown.clone()));
+                    self.uplink = Some(uplink::spawn(
+                        parent,
+                        self.hello(),
+                        up_tx.clone(),
+                        self.shutdown.clone(),
+                    ));
                 }
             }
         }
@@ -125,12 +141,22 @@ impl Directory {
     }
 
     fn hello(&self) -> Hello {
-        Hello::new(PeerKind::Directory, self.config.id, self.config.scope, self.config.name.clone())
+        Hello::new(
+            PeerKind::Directory,
+            self.config.id,
+            self.config.scope,
+            self.config.name.clone(),
+        )
     }
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Accepted { link, hello, tx, cancel } => {
+            Event::Accepted {
+                link,
+                hello,
+                tx,
+                cancel,
+            } => {
                 info!(link, peer = %hello.name, peer_id = %hello.id.short(), kind = ?hello.kind, "child connected");
                 self.links.insert(link, Link { hello, tx, cancel });
             }
@@ -192,7 +218,9 @@ impl Directory {
     }
 
     fn send_up(&mut self, frame: Up) {
-        let (Some(uplink), Some(epoch)) = (&self.uplink, self.parent_epoch) else { return };
+        let (Some(uplink), Some(epoch)) = (&self.uplink, self.parent_epoch) else {
+            return;
+        };
         if !uplink.send(epoch, frame) {
             self.parent_epoch = None;
             self.engine.parent_lost(&mut self.out);
@@ -205,7 +233,9 @@ fn log_listing(link: LinkId, peer: &Hello, frame: &Up) {
     match frame {
         Up::Publish(p) => info!(link, peer, name = %p.name, scope = %p.scope, id = %p.id.short(), "publish"),
         Up::Retract { id } => info!(link, peer, id = %id.short(), "retract"),
-        Up::Subscribe(s) => info!(link, peer, search = %s.search, scope = %s.scope, id = %s.id.short(), "subscribe"),
+        Up::Subscribe(s) => {
+            info!(link, peer, search = %s.search, scope = %s.scope, id = %s.id.short(), "subscribe")
+        }
         Up::Unsubscribe { id } => info!(link, peer, id = %id.short(), "unsubscribe"),
         Up::Hello(_) => warn!(link, peer, "second greeting ignored"),
     }
@@ -214,13 +244,25 @@ fn log_listing(link: LinkId, peer: &Hello, frame: &Up) {
 fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
     let peer = peer.name.as_str();
     match frame {
-        Down::PubStatus { id, at, state: PubState::Standby { holder } } => {
+        Down::PubStatus {
+            id,
+            at,
+            state: PubState::Standby { holder },
+        } => {
             warn!(link, peer, id = %id.short(), %at, holder = %holder.short(), "publication is a standby: the name is held by another process")
         }
-        Down::PubStatus { id, at, state } => debug!(link, peer, id = %id.short(), %at, ?state, "publication status"),
-        Down::Route(r) => debug!(link, peer, name = %r.publisher.name, at = %r.at, sub = %r.sub.short(), "route"),
-        Down::RouteCleared(k) => debug!(link, peer, name = %k.name, at = %k.at, sub = %k.sub.short(), "route cleared"),
-        Down::SubRefused { id, reason, .. } => warn!(link, peer, id = %id.short(), %reason, "subscription refused"),
+        Down::PubStatus { id, at, state } => {
+            debug!(link, peer, id = %id.short(), %at, ?state, "publication status")
+        }
+        Down::Route(r) => {
+            debug!(link, peer, name = %r.publisher.name, at = %r.at, sub = %r.sub.short(), "route")
+        }
+        Down::RouteCleared(k) => {
+            debug!(link, peer, name = %k.name, at = %k.at, sub = %k.sub.short(), "route cleared")
+        }
+        Down::SubRefused { id, reason, .. } => {
+            warn!(link, peer, id = %id.short(), %reason, "subscription refused")
+        }
         Down::Hello(_) => {}
     }
 }
@@ -232,7 +274,12 @@ struct Greeting {
     timeout: Duration,
 }
 
-async fn accept_loop(listener: TcpListener, greeting: Greeting, inbox: mpsc::Sender<Event>, shutdown: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    greeting: Greeting,
+    inbox: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+) {
     let mut next_link: LinkId = 0;
     loop {
         let accepted = tokio::select! {
@@ -242,7 +289,14 @@ async fn accept_loop(listener: TcpListener, greeting: Greeting, inbox: mpsc::Sen
         match accepted {
             Ok((stream, addr)) => {
                 next_link += 1;
-                let task = serve_child(next_link, stream, addr, greeting.clone(), inbox.clone(), shutdown.child_token());
+                let task = serve_child(
+                    next_link,
+                    stream,
+                    addr,
+                    greeting.clone(),
+                    inbox.clone(),
+                    shutdown.child_token(),
+                );
                 tokio::spawn(task.in_current_span());
             }
             Err(e) => {
@@ -290,7 +344,12 @@ async fn serve_child(
         }
     };
     let (tx, mut rx) = mpsc::channel::<Down>(LINK_QUEUE);
-    let accepted = Event::Accepted { link, hello, tx, cancel: cancel.clone() };
+    let accepted = Event::Accepted {
+        link,
+        hello,
+        tx,
+        cancel: cancel.clone(),
+    };
     if inbox.send(accepted).await.is_err() {
         return;
     }
@@ -308,6 +367,7 @@ async fn serve_child(
             },
             frame = stream.next() => match frame {
                 None => break "connection closed".to_string(),
+                Some(Err(WireError::Io(e))) => break format!("connection lost: {e}"),
                 Some(Err(e)) => {
                     warn!(link, %addr, reason = %e, "closing connection: bad frame");
                     break e.to_string();

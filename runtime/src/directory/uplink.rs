@@ -21,17 +21,13 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub(crate) enum UplinkEvent {
     /// Connected and greeted; frames for this epoch will now be sent.
-    Connected {
-        epoch: u64,
-    },
+    Connected { epoch: u64 },
     /// A frame from the parent.
     Frame(Down),
     /// An attempt to connect failed (reported once per run of failures).
     Unreachable,
     /// The connection of this epoch is over.
-    Lost {
-        epoch: u64,
-    },
+    Lost { epoch: u64 },
 }
 
 /// The owner's side: queue frames for the parent, or ask for a fresh connection.
@@ -68,8 +64,13 @@ pub(crate) fn spawn(
 ) -> UplinkHandle {
     let (tx, rx) = mpsc::channel(OUTBOX);
     let resync = Arc::new(Notify::new());
-    let handle = UplinkHandle { tx, resync: resync.clone() };
-    tokio::spawn(tracing::Instrument::in_current_span(run(addr, hello, rx, resync, events, shutdown)));
+    let handle = UplinkHandle {
+        tx,
+        resync: resync.clone(),
+    };
+    tokio::spawn(tracing::Instrument::in_current_span(run(
+        addr, hello, rx, resync, events, shutdown,
+    )));
     handle
 }
 

@@ -41,21 +41,51 @@ type PublishReply = oneshot::Sender<Result<(PubId, PublishStatus), PublishError>
 
 /// Requests from the handles.
 pub(crate) enum Command {
-    Publish { name: String, scope: Scope, events: mpsc::Sender<Event>, reply: PublishReply },
-    Retract { id: PubId },
-    Subscribe { search: String, scope: Scope, events: mpsc::Sender<Event>, reply: oneshot::Sender<Result<SubId, SubscribeError>> },
-    Unsubscribe { id: SubId },
+    Publish {
+        name: String,
+        scope: Scope,
+        events: mpsc::Sender<Event>,
+        reply: PublishReply,
+    },
+    Retract {
+        id: PubId,
+    },
+    Subscribe {
+        search: String,
+        scope: Scope,
+        events: mpsc::Sender<Event>,
+        reply: oneshot::Sender<Result<SubId, SubscribeError>>,
+    },
+    Unsubscribe {
+        id: SubId,
+    },
 }
 
 /// Reports from connection tasks.
 pub(crate) enum Note {
     Inbound(Arc<PeerConn>),
     Connected(Arc<PeerConn>),
-    ConnectFailed { remote: ProcessId, reason: String },
-    InboundOpen { conn: u64, open: Open },
-    Opened { conn: u64, session: SessionId },
-    SessionEnded { conn: u64, session: SessionId, reason: String },
-    ConnLost { conn: u64, reason: String },
+    ConnectFailed {
+        remote: ProcessId,
+        reason: String,
+    },
+    InboundOpen {
+        conn: u64,
+        open: Open,
+    },
+    Opened {
+        conn: u64,
+        session: SessionId,
+    },
+    SessionEnded {
+        conn: u64,
+        session: SessionId,
+        reason: String,
+    },
+    ConnLost {
+        conn: u64,
+        reason: String,
+    },
 }
 
 /// What connection tasks hold to report to the home.
@@ -74,7 +104,14 @@ impl Home {
         let _ = self.notes.send(Note::Opened { conn, session }).await;
     }
     pub(crate) async fn session_ended(&self, conn: u64, session: SessionId, reason: String) {
-        let _ = self.notes.send(Note::SessionEnded { conn, session, reason }).await;
+        let _ = self
+            .notes
+            .send(Note::SessionEnded {
+                conn,
+                session,
+                reason,
+            })
+            .await;
     }
     pub(crate) async fn conn_lost(&self, conn: u64, reason: String) {
         let _ = self.notes.send(Note::ConnLost { conn, reason }).await;
@@ -134,10 +171,19 @@ struct State {
 }
 
 /// Starts the home task; returns where handles send commands.
-pub(crate) fn spawn(id: ProcessId, config: NodeConfig, listener: TcpListener, shutdown: CancellationToken) -> mpsc::Sender<Command> {
+pub(crate) fn spawn(
+    id: ProcessId,
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> mpsc::Sender<Command> {
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (note_tx, note_rx) = mpsc::channel(4096);
-    let home = Home { notes: note_tx, shutdown: shutdown.clone(), next_conn: Arc::new(AtomicU64::new(0)) };
+    let home = Home {
+        notes: note_tx,
+        shutdown: shutdown.clone(),
+        next_conn: Arc::new(AtomicU64::new(0)),
+    };
     let hello = Hello::new(PeerKind::Process, id, Scope::Process, config.name.clone());
     let session_addr = listener.local_addr().expect("bound listener has an address");
     let span = tracing::info_span!("node", name = %config.name, id = %id.short());
@@ -196,9 +242,19 @@ impl State {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Publish { name, scope, events, reply } => self.publish(name, scope, events, reply),
+            Command::Publish {
+                name,
+                scope,
+                events,
+                reply,
+            } => self.publish(name, scope, events, reply),
             Command::Retract { id } => self.retract(id),
-            Command::Subscribe { search, scope, events, reply } => {
+            Command::Subscribe {
+                search,
+                scope,
+                events,
+                reply,
+            } => {
                 if let Err(reason) = Search::new(&search) {
                     let _ = reply.send(Err(SubscribeError::InvalidSearch(reason)));
                     return;
@@ -207,13 +263,19 @@ impl State {
                 info!(%search, %scope, id = %id.short(), "subscribed");
                 self.subs.insert(id, LocalSub { events });
                 let _ = reply.send(Ok(id));
-                let info = SubInfo { id, search, scope, process: self.id };
+                let info = SubInfo {
+                    id,
+                    search,
+                    scope,
+                    process: self.id,
+                };
                 self.engine.from_child(LOCAL, Up::Subscribe(info), &mut self.out);
             }
             Command::Unsubscribe { id } => {
                 if self.subs.remove(&id).is_some() {
                     info!(id = %id.short(), "subscription cleared");
-                    self.engine.from_child(LOCAL, Up::Unsubscribe { id }, &mut self.out);
+                    self.engine
+                        .from_child(LOCAL, Up::Unsubscribe { id }, &mut self.out);
                     self.attach.unsubscribe(id, &mut self.actions);
                 }
             }
@@ -221,7 +283,9 @@ impl State {
     }
 
     fn publish(&mut self, name: String, scope: Scope, events: mpsc::Sender<Event>, reply: PublishReply) {
-        let valid = !name.is_empty() && name.len() <= 1024 && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+        let valid = !name.is_empty()
+            && name.len() <= 1024
+            && !name.chars().any(|c| c.is_control() || c.is_whitespace());
         if !valid {
             let _ = reply.send(Err(PublishError::InvalidName(name)));
             return;
@@ -231,10 +295,24 @@ impl State {
             return;
         }
         let id = PubId::random();
-        let info = PubInfo { id, name, scope, process: self.id, addr: self.session_addr };
+        let info = PubInfo {
+            id,
+            name,
+            scope,
+            process: self.id,
+            addr: self.session_addr,
+        };
         info!(name = %info.name, %scope, id = %id.short(), "publishing");
         let deadline = Instant::now() + PUBLISH_ANSWER;
-        self.pubs.insert(id, LocalPub { info: info.clone(), events, sessions: HashSet::new(), reply: Some((reply, deadline)) });
+        self.pubs.insert(
+            id,
+            LocalPub {
+                info: info.clone(),
+                events,
+                sessions: HashSet::new(),
+                reply: Some((reply, deadline)),
+            },
+        );
         self.engine.from_child(LOCAL, Up::Publish(info), &mut self.out);
     }
 
@@ -251,8 +329,14 @@ impl State {
     /// Ends a session from this side: stop delivering it (announcing `Dropped`), tell the peer.
     fn close_session(&mut self, conn: u64, session: SessionId, reason: &'static str) {
         if let Some(entry) = self.conns.get(&conn) {
-            entry.conn.ctl(Ctl::Remove { session, dropped: Some(reason.to_string()) });
-            let _ = entry.control.send(PeerMsg::Close { session, reason: reason.to_string() });
+            entry.conn.ctl(Ctl::Remove {
+                session,
+                dropped: Some(reason.to_string()),
+            });
+            let _ = entry.control.send(PeerMsg::Close {
+                session,
+                reason: reason.to_string(),
+            });
         }
     }
 
@@ -266,7 +350,9 @@ impl State {
             Down::PubStatus { id, at, state } => self.on_pub_status(id, at, state),
             Down::Route(route) => self.attach.route(route, &mut self.actions),
             Down::RouteCleared(key) => self.attach.route_cleared(&key, &mut self.actions),
-            Down::SubRefused { id, at, reason } => warn!(id = %id.short(), %at, %reason, "subscription refused by a directory"),
+            Down::SubRefused { id, at, reason } => {
+                warn!(id = %id.short(), %at, %reason, "subscription refused by a directory")
+            }
             Down::Hello(_) => {}
         }
     }
@@ -324,9 +410,15 @@ impl State {
     fn answer_waiting_publishers(&mut self, only_expired: bool) {
         let now = Instant::now();
         for (id, p) in &mut self.pubs {
-            if p.reply.as_ref().is_some_and(|(_, deadline)| !only_expired || *deadline <= now) {
+            if p.reply
+                .as_ref()
+                .is_some_and(|(_, deadline)| !only_expired || *deadline <= now)
+            {
                 let (reply, _) = p.reply.take().expect("checked");
-                let status = PublishStatus { at: Scope::Process, state: PubState::Active };
+                let status = PublishStatus {
+                    at: Scope::Process,
+                    state: PubState::Active,
+                };
                 let _ = reply.send(Ok((*id, status)));
             }
         }
@@ -345,7 +437,8 @@ impl State {
             if let Some((conn, _)) = self.sub_sessions.remove(&session) {
                 self.close_session(conn, session, "open timed out");
             }
-            self.attach.ended(session, "the publisher did not answer", &mut self.actions);
+            self.attach
+                .ended(session, "the publisher did not answer", &mut self.actions);
         }
         if self.attach.has_idle() {
             self.attach.retry(&mut self.actions);
@@ -356,14 +449,29 @@ impl State {
         match note {
             Note::Inbound(conn) => {
                 let control = spawn_control_writer(conn.clone());
-                self.conns.insert(conn.id, ConnEntry { conn, outbound: false, control });
+                self.conns.insert(
+                    conn.id,
+                    ConnEntry {
+                        conn,
+                        outbound: false,
+                        control,
+                    },
+                );
             }
             Note::Connected(conn) => {
                 let remote = conn.remote;
                 let id = conn.id;
                 let control = spawn_control_writer(conn.clone());
-                self.conns.insert(id, ConnEntry { conn, outbound: true, control });
-                if let Some(Outbound::Connecting(waiting)) = self.outbound.insert(remote, Outbound::Ready(id)) {
+                self.conns.insert(
+                    id,
+                    ConnEntry {
+                        conn,
+                        outbound: true,
+                        control,
+                    },
+                );
+                if let Some(Outbound::Connecting(waiting)) = self.outbound.insert(remote, Outbound::Ready(id))
+                {
                     for (session, sub, at, publisher) in waiting {
                         self.open(id, session, sub, at, publisher);
                     }
@@ -386,7 +494,11 @@ impl State {
                     }
                 }
             }
-            Note::SessionEnded { conn, session, reason } => {
+            Note::SessionEnded {
+                conn,
+                session,
+                reason,
+            } => {
                 if self.sub_sessions.get(&session).is_some_and(|(c, _)| *c == conn) {
                     self.sub_sessions.remove(&session);
                     self.attach.ended(session, &reason, &mut self.actions);
@@ -401,7 +513,9 @@ impl State {
     }
 
     fn conn_lost(&mut self, conn: u64, reason: String) {
-        let Some(entry) = self.conns.remove(&conn) else { return };
+        let Some(entry) = self.conns.remove(&conn) else {
+            return;
+        };
         debug!(peer = %entry.conn.remote_name, remote = %entry.conn.remote.short(), %reason, "session connection ended");
         self.sub_sessions.retain(|_, (c, _)| *c != conn);
         self.pub_sessions.retain(|(c, session), publication| {
@@ -416,18 +530,29 @@ impl State {
             if matches!(self.outbound.get(&entry.conn.remote), Some(Outbound::Ready(c)) if *c == conn) {
                 self.outbound.remove(&entry.conn.remote);
             }
-            self.attach.process_lost(entry.conn.remote, &reason, &mut self.actions);
+            self.attach
+                .process_lost(entry.conn.remote, &reason, &mut self.actions);
         }
     }
 
     fn inbound_open(&mut self, conn: u64, open: Open) {
-        let Some(entry) = self.conns.get(&conn) else { return };
+        let Some(entry) = self.conns.get(&conn) else {
+            return;
+        };
         let session = open.session;
-        match self.pubs.get_mut(&open.publication).filter(|p| p.info.name == open.name) {
+        match self
+            .pubs
+            .get_mut(&open.publication)
+            .filter(|p| p.info.name == open.name)
+        {
             Some(p) => {
                 let s = Session::new(session, open.name, open.at, Role::Publisher, entry.conn.clone());
                 info!(name = %p.info.name, peer = %entry.conn.remote_name, peer_id = %entry.conn.remote.short(), %session, "session delivered");
-                entry.conn.ctl(Ctl::Add { session: s, events: p.events.clone(), announce_now: true });
+                entry.conn.ctl(Ctl::Add {
+                    session: s,
+                    events: p.events.clone(),
+                    announce_now: true,
+                });
                 let _ = entry.control.send(PeerMsg::Opened { session });
                 p.sessions.insert((conn, session));
                 self.pub_sessions.insert((conn, session), open.publication);
@@ -468,7 +593,12 @@ impl State {
 
     fn act(&mut self, action: Action) {
         match action {
-            Action::Open { session, sub, at, publisher } => {
+            Action::Open {
+                session,
+                sub,
+                at,
+                publisher,
+            } => {
                 if !self.subs.contains_key(&sub) {
                     return;
                 }
@@ -480,21 +610,39 @@ impl State {
                     Some(Outbound::Connecting(waiting)) => waiting.push((session, sub, at, publisher)),
                     None => {
                         self.connect(&publisher);
-                        self.outbound.insert(publisher.process, Outbound::Connecting(vec![(session, sub, at, publisher)]));
+                        self.outbound.insert(
+                            publisher.process,
+                            Outbound::Connecting(vec![(session, sub, at, publisher)]),
+                        );
                     }
                 }
             }
-            Action::Close { session, process, reason } => {
+            Action::Close {
+                session,
+                process,
+                reason,
+            } => {
                 if let Some((conn, _)) = self.sub_sessions.remove(&session) {
                     self.close_session(conn, session, reason);
                 } else if let Some(Outbound::Connecting(waiting)) = self.outbound.get_mut(&process) {
                     waiting.retain(|(s, ..)| *s != session);
                 }
             }
-            Action::Available { session, at, publisher, .. } => {
+            Action::Available {
+                session,
+                at,
+                publisher,
+                ..
+            } => {
                 info!(name = %publisher.name, %at, publisher = %publisher.process.short(), %session, "available");
             }
-            Action::Dropped { session, at, publisher, reason, .. } => {
+            Action::Dropped {
+                session,
+                at,
+                publisher,
+                reason,
+                ..
+            } => {
                 info!(name = %publisher.name, %at, publisher = %publisher.process.short(), %session, %reason, "dropped");
             }
         }
@@ -505,11 +653,28 @@ impl State {
             self.attach.ended(session, "connection gone", &mut self.actions);
             return;
         };
-        let s = Session::new(session, publisher.name.clone(), at, Role::Subscriber, entry.conn.clone());
-        entry.conn.ctl(Ctl::Add { session: s, events: local.events.clone(), announce_now: false });
-        let open = Open { session, publication: publisher.id, name: publisher.name, subscription: sub, at };
+        let s = Session::new(
+            session,
+            publisher.name.clone(),
+            at,
+            Role::Subscriber,
+            entry.conn.clone(),
+        );
+        entry.conn.ctl(Ctl::Add {
+            session: s,
+            events: local.events.clone(),
+            announce_now: false,
+        });
+        let open = Open {
+            session,
+            publication: publisher.id,
+            name: publisher.name,
+            subscription: sub,
+            at,
+        };
         let _ = entry.control.send(PeerMsg::Open(open));
-        self.sub_sessions.insert(session, (conn, Some(Instant::now() + OPEN_TIMEOUT)));
+        self.sub_sessions
+            .insert(session, (conn, Some(Instant::now() + OPEN_TIMEOUT)));
     }
 
     /// Starts connecting to a publisher's process (or, for this process, a connection to itself).
@@ -532,10 +697,23 @@ impl State {
                 let note = match tokio::time::timeout(OPEN_TIMEOUT, dial(addr, expected, &hello)).await {
                     Ok(Ok((stream, remote))) => {
                         let id = home.next_conn_id();
-                        Note::Connected(start_conn(id, stream, remote.id, remote.name, Some(addr), home.clone()))
+                        Note::Connected(start_conn(
+                            id,
+                            stream,
+                            remote.id,
+                            remote.name,
+                            Some(addr),
+                            home.clone(),
+                        ))
                     }
-                    Ok(Err(reason)) => Note::ConnectFailed { remote: expected, reason },
-                    Err(_) => Note::ConnectFailed { remote: expected, reason: "connect timed out".into() },
+                    Ok(Err(reason)) => Note::ConnectFailed {
+                        remote: expected,
+                        reason,
+                    },
+                    Err(_) => Note::ConnectFailed {
+                        remote: expected,
+                        reason: "connect timed out".into(),
+                    },
                 };
                 let _ = home.notes.send(note).await;
             }
@@ -558,12 +736,19 @@ fn spawn_control_writer(conn: Arc<PeerConn>) -> mpsc::UnboundedSender<PeerMsg<'s
 }
 
 async fn dial(addr: SocketAddr, expected: ProcessId, hello: &Hello) -> Result<(TcpStream, Hello), String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     write_hello(&mut stream, hello).await.map_err(|e| e.to_string())?;
     let remote = read_hello(&mut stream).await?;
     if remote.id != expected {
-        return Err(format!("{addr} is now process {} ({}), not {}", remote.id.short(), remote.name, expected.short()));
+        return Err(format!(
+            "{addr} is now process {} ({}), not {}",
+            remote.id.short(),
+            remote.name,
+            expected.short()
+        ));
     }
     Ok((stream, remote))
 }
@@ -595,7 +780,9 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Hello, String> {
             Err(e) => Err(format!("malformed greeting: {e}")),
         }
     };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, read).await.map_err(|_| "no greeting in time".to_string())?
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, read)
+        .await
+        .map_err(|_| "no greeting in time".to_string())?
 }
 
 async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
@@ -626,7 +813,14 @@ async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
                 if write_hello(&mut stream, &hello).await.is_err() {
                     return;
                 }
-                let conn = start_conn(home.next_conn_id(), stream, remote.id, remote.name, Some(addr), home.clone());
+                let conn = start_conn(
+                    home.next_conn_id(),
+                    stream,
+                    remote.id,
+                    remote.name,
+                    Some(addr),
+                    home.clone(),
+                );
                 let _ = home.notes.send(Note::Inbound(conn)).await;
             }
             .in_current_span(),

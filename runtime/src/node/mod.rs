@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use layer_cake::{Event, Node, Scope};
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let node = Node::start().await?;
 //! let mut sub = node.subscribe("test-multihosting:worker-10:[-a-f0-9]+", Scope::Host).await?;
 //! while let Some(event) = sub.next().await {
@@ -27,7 +27,9 @@ mod home;
 mod session;
 
 pub(crate) use home::Home;
-pub use session::{type_name_of, DecodeError, Incoming, RequestError, Role, SendError, Session, SEND_TIMEOUT};
+pub use session::{
+    type_name_of, DecodeError, Incoming, RequestError, Role, SendError, Session, SEND_TIMEOUT,
+};
 
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
@@ -73,7 +75,10 @@ impl NodeConfig {
             Ok(value) => Some(value.parse().map_err(|_| BadDirectoryEnv { value })?),
             Err(_) => Some(DEFAULT_HOST_DIRECTORY),
         };
-        Ok(NodeConfig { directory, name: executable_name() })
+        Ok(NodeConfig {
+            directory,
+            name: executable_name(),
+        })
     }
 }
 
@@ -81,7 +86,11 @@ impl NodeConfig {
 pub fn executable_name() -> String {
     std::env::args()
         .next()
-        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "process".to_string())
 }
 
@@ -198,7 +207,10 @@ pub struct Node(Arc<NodeInner>);
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("id", &self.0.id.short()).field("name", &self.0.name).finish()
+        f.debug_struct("Node")
+            .field("id", &self.0.id.short())
+            .field("name", &self.0.name)
+            .finish()
     }
 }
 
@@ -225,7 +237,13 @@ impl Node {
         let session_addr = listener.local_addr()?;
         let commands = home::spawn(id, config.clone(), listener, shutdown.clone());
         tracing::info!(id = %id.short(), %session_addr, directory = ?config.directory, "node started");
-        Ok(Node(Arc::new(NodeInner { id, name: config.name, commands, shutdown, session_addr })))
+        Ok(Node(Arc::new(NodeInner {
+            id,
+            name: config.name,
+            commands,
+            shutdown,
+            session_addr,
+        })))
     }
 
     /// This process's identity.
@@ -250,10 +268,26 @@ impl Node {
     pub async fn publish(&self, name: &str, scope: Scope) -> Result<Publication, PublishError> {
         let (reply, answer) = oneshot::channel();
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let cmd = home::Command::Publish { name: name.to_string(), scope, events: events_tx, reply };
-        self.0.commands.send(cmd).await.map_err(|_| PublishError::Stopped)?;
+        let cmd = home::Command::Publish {
+            name: name.to_string(),
+            scope,
+            events: events_tx,
+            reply,
+        };
+        self.0
+            .commands
+            .send(cmd)
+            .await
+            .map_err(|_| PublishError::Stopped)?;
         let (id, status) = answer.await.map_err(|_| PublishError::Stopped)??;
-        Ok(Publication { id, name: name.to_string(), scope, status, events, node: self.clone() })
+        Ok(Publication {
+            id,
+            name: name.to_string(),
+            scope,
+            status,
+            events,
+            node: self.clone(),
+        })
     }
 
     /// Subscribes to every name that `search` matches (an exact name, or a regular expression
@@ -261,10 +295,25 @@ impl Node {
     pub async fn subscribe(&self, search: &str, scope: Scope) -> Result<Subscription, SubscribeError> {
         let (reply, answer) = oneshot::channel();
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let cmd = home::Command::Subscribe { search: search.to_string(), scope, events: events_tx, reply };
-        self.0.commands.send(cmd).await.map_err(|_| SubscribeError::Stopped)?;
+        let cmd = home::Command::Subscribe {
+            search: search.to_string(),
+            scope,
+            events: events_tx,
+            reply,
+        };
+        self.0
+            .commands
+            .send(cmd)
+            .await
+            .map_err(|_| SubscribeError::Stopped)?;
         let id = answer.await.map_err(|_| SubscribeError::Stopped)??;
-        Ok(Subscription { id, search: search.to_string(), scope, events, node: self.clone() })
+        Ok(Subscription {
+            id,
+            search: search.to_string(),
+            scope,
+            events,
+            node: self.clone(),
+        })
     }
 
     /// Stops the node: every session ends, every listing is withdrawn.

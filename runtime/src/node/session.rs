@@ -10,7 +10,7 @@
 use super::{Event, Home};
 use crate::ids::{ProcessId, SessionId};
 use crate::scope::Scope;
-use crate::wire::peer::{encode_control, encode_data, PeerMsg};
+use crate::wire::peer::{encode_control, encode_data, DataHeader, PeerMsg};
 use crate::wire::{frame::frame_error, JsonCodec, WireError, MAX_SESSION_FRAME};
 use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
@@ -130,13 +130,22 @@ struct Reply {
 pub(crate) enum Ctl {
     /// Deliver the session's messages to `events`; announce it now (publisher side) or when
     /// the publisher accepts (subscriber side).
-    Add { session: Session, events: mpsc::Sender<Event>, announce_now: bool },
+    Add {
+        session: Session,
+        events: mpsc::Sender<Event>,
+        announce_now: bool,
+    },
     /// Stop delivering the session; if it was announced and `dropped` is given, say `Dropped`.
-    Remove { session: SessionId, dropped: Option<String> },
+    Remove {
+        session: SessionId,
+        dropped: Option<String>,
+    },
 }
 
 impl PeerConn {
-    async fn write_with<F>(&self, encode: F) -> Result<(), SendError>
+    /// Encodes one frame into the connection's buffer and writes it, waiting at most
+    /// `deadline` for the peer to take it (`None`: the caller's own deadline covers it).
+    async fn write_with<F>(&self, deadline: Option<Duration>, encode: F) -> Result<(), SendError>
     where
         F: FnOnce(&mut BytesMut) -> Result<(), WireError>,
     {
@@ -157,15 +166,22 @@ impl PeerConn {
                 SendError::Closed
             })
         };
-        tokio::select! {
-            r = tokio::time::timeout(SEND_TIMEOUT, write) => r.unwrap_or(Err(SendError::Timeout(SEND_TIMEOUT))),
-            _ = self.closed.cancelled() => Err(SendError::Closed),
+        // A write to a closed connection fails by itself; the deadline only bounds a peer that
+        // stops reading. (Timeout polls the write first: no timer is armed when it completes.)
+        match deadline {
+            Some(d) => tokio::time::timeout(d, write)
+                .await
+                .unwrap_or(Err(SendError::Timeout(d))),
+            None => write.await,
         }
     }
 
     /// Writes a control frame (open, opened, refused, close).
     pub(crate) async fn control(&self, msg: PeerMsg<'_>) -> Result<(), SendError> {
-        self.write_with(|buf| encode_control(&JsonCodec, buf, MAX_SESSION_FRAME, &msg)).await
+        self.write_with(Some(SEND_TIMEOUT), |buf| {
+            encode_control(&JsonCodec, buf, MAX_SESSION_FRAME, &msg)
+        })
+        .await
     }
 
     pub(crate) fn ctl(&self, ctl: Ctl) {
@@ -174,14 +190,14 @@ impl PeerConn {
 
     async fn data<T: Serialize + ?Sized>(
         &self,
-        session: SessionId,
-        corr: u64,
-        reply: u64,
-        type_name: &str,
+        deadline: Option<Duration>,
+        header: DataHeader<'_>,
         value: &T,
     ) -> Result<(), SendError> {
-        self.write_with(|buf| encode_data(&JsonCodec, buf, MAX_SESSION_FRAME, session, corr, reply, type_name, value))
-            .await
+        self.write_with(deadline, |buf| {
+            encode_data(&JsonCodec, buf, MAX_SESSION_FRAME, header, value)
+        })
+        .await
     }
 }
 
@@ -220,7 +236,13 @@ impl fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(id: SessionId, name: String, at: Scope, role: Role, conn: Arc<PeerConn>) -> Session {
-        Session(Arc::new(SessionInner { id, name, at, role, conn }))
+        Session(Arc::new(SessionInner {
+            id,
+            name,
+            at,
+            role,
+            conn,
+        }))
     }
 
     /// The session's id (chosen by the subscriber's process).
@@ -266,7 +288,19 @@ impl Session {
     /// Sends `message`, tagged with its type name, to the other end.
     pub async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), SendError> {
         let type_name = type_name_of::<T>();
-        self.0.conn.data(self.0.id, 0, 0, &type_name, message).await
+        self.0
+            .conn
+            .data(
+                Some(SEND_TIMEOUT),
+                DataHeader {
+                    session: self.0.id,
+                    corr: 0,
+                    reply: 0,
+                    type_name: &type_name,
+                },
+                message,
+            )
+            .await
     }
 
     /// Sends `request` and waits for the reply, at most `deadline`. Never hangs: the reply, a
@@ -283,7 +317,17 @@ impl Session {
         let guard = PendingGuard { conn, corr };
         let exchange = async {
             let type_name = type_name_of::<Q>();
-            conn.data(self.0.id, corr, 0, &type_name, request).await?;
+            conn.data(
+                None,
+                DataHeader {
+                    session: self.0.id,
+                    corr,
+                    reply: 0,
+                    type_name: &type_name,
+                },
+                request,
+            )
+            .await?;
             rx.await.map_err(|_| RequestError::Ended)
         };
         let reply = match tokio::time::timeout(deadline, exchange).await {
@@ -307,7 +351,11 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-fn decode_body<T: DeserializeOwned>(frame: &Bytes, type_name: Range<usize>, body: Range<usize>) -> Result<T, DecodeError> {
+fn decode_body<T: DeserializeOwned>(
+    frame: &Bytes,
+    type_name: Range<usize>,
+    body: Range<usize>,
+) -> Result<T, DecodeError> {
     serde_json::from_slice(&frame[body]).map_err(|e| DecodeError {
         wanted: type_name_of::<T>().into_owned(),
         got: String::from_utf8_lossy(&frame[type_name]).into_owned(),
@@ -372,7 +420,18 @@ impl Incoming {
     pub async fn reply<T: Serialize + ?Sized>(&self, reply: &T) -> Result<(), SendError> {
         let type_name = type_name_of::<T>();
         let s = &self.session.0;
-        s.conn.data(s.id, 0, self.corr, &type_name, reply).await
+        s.conn
+            .data(
+                Some(SEND_TIMEOUT),
+                DataHeader {
+                    session: s.id,
+                    corr: 0,
+                    reply: self.corr,
+                    type_name: &type_name,
+                },
+                reply,
+            )
+            .await
     }
 }
 
@@ -401,13 +460,21 @@ where
         remote,
         remote_name,
         remote_addr,
-        writer: tokio::sync::Mutex::new(WriteHalf { io: Box::new(write), buf: BytesMut::with_capacity(8192) }),
+        writer: tokio::sync::Mutex::new(WriteHalf {
+            io: Box::new(write),
+            buf: BytesMut::with_capacity(8192),
+        }),
         pending: Mutex::new(HashMap::new()),
         next_corr: AtomicU64::new(0),
         closed: home.shutdown.child_token(),
         ctl: ctl_tx,
     });
-    let frames = FramedRead::new(read, LengthDelimitedCodec::builder().max_frame_length(MAX_SESSION_FRAME).new_codec());
+    let frames = FramedRead::new(
+        read,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(MAX_SESSION_FRAME)
+            .new_codec(),
+    );
     tokio::spawn(read_loop(conn.clone(), frames, ctl_rx, home));
     conn
 }
@@ -420,10 +487,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     use futures_util::StreamExt;
     let mut sessions: HashMap<SessionId, Delivery> = HashMap::new();
+    // Made once: re-creating it each turn would register a waiter per frame.
+    let closed = conn.closed.clone().cancelled_owned();
+    tokio::pin!(closed);
     let reason = loop {
         tokio::select! {
             biased;
-            _ = conn.closed.cancelled() => break "connection closed".to_string(),
+            _ = &mut closed => break "connection closed".to_string(),
             Some(c) = ctl.recv() => match c {
                 Ctl::Add { session, events, announce_now } => {
                     let id = session.id();
@@ -462,7 +532,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 async fn announce_dropped(d: Delivery, reason: String) {
     if d.announced {
-        let _ = d.events.send(Event::Dropped(super::Dropped::new(&d.session, reason))).await;
+        let _ = d
+            .events
+            .send(Event::Dropped(super::Dropped::new(&d.session, reason)))
+            .await;
     }
 }
 
@@ -489,7 +562,11 @@ async fn on_frame(
             if data.reply != 0 {
                 let waiter = conn.pending.lock().expect("pending lock").remove(&data.reply);
                 if let Some(waiter) = waiter {
-                    let _ = waiter.send(Reply { frame: frame.clone(), type_name, body });
+                    let _ = waiter.send(Reply {
+                        frame: frame.clone(),
+                        type_name,
+                        body,
+                    });
                 }
                 return Ok(());
             }
@@ -497,7 +574,13 @@ async fn on_frame(
                 tracing::debug!(session = %data.session, "message for an unknown session dropped");
                 return Ok(());
             };
-            let incoming = Incoming { session: d.session.clone(), corr: data.corr, frame: frame.clone(), type_name, body };
+            let incoming = Incoming {
+                session: d.session.clone(),
+                corr: data.corr,
+                frame: frame.clone(),
+                type_name,
+                body,
+            };
             let _ = d.events.send(Event::Message(incoming)).await;
         }
         PeerMsg::Open(open) => home.inbound_open(conn.id, open).await,
@@ -510,7 +593,8 @@ async fn on_frame(
         }
         PeerMsg::Refused { session, reason } => {
             sessions.remove(&session);
-            home.session_ended(conn.id, session, format!("refused: {reason}")).await;
+            home.session_ended(conn.id, session, format!("refused: {reason}"))
+                .await;
         }
         PeerMsg::Close { session, reason } => {
             if let Some(d) = sessions.remove(&session) {

@@ -42,9 +42,7 @@ impl<Out, In, C: BodyCodec> MessageCodec<Out, In, C> {
     /// A codec refusing frames over `max` bytes.
     pub fn new(max: usize) -> Self {
         MessageCodec {
-            frames: LengthDelimitedCodec::builder()
-                .max_frame_length(max)
-                .new_codec(),
+            frames: LengthDelimitedCodec::builder().max_frame_length(max).new_codec(),
             max,
             body: C::default(),
             _types: PhantomData,
@@ -62,10 +60,7 @@ impl<Out, In: DeserializeOwned, C: BodyCodec> Decoder for MessageCodec<Out, In, 
             Ok(None) => return Ok(None),
             Err(e) => return Err(frame_error(e, self.max)),
         };
-        self.body
-            .decode(&frame)
-            .map(Some)
-            .map_err(WireError::Malformed)
+        self.body.decode(&frame).map(Some).map_err(WireError::Malformed)
     }
 }
 
@@ -122,7 +117,10 @@ mod tests {
     fn refuses_oversized_frames_from_the_header_alone() {
         let mut codec = Codec::new(16);
         let mut buf = BytesMut::from(&100u32.to_be_bytes()[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(WireError::TooLarge { max: 16 })));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(WireError::TooLarge { max: 16 })
+        ));
     }
 
     #[test]

@@ -78,17 +78,33 @@ pub enum PeerMsg<'a> {
     Data(Data<'a>),
 }
 
+/// The fields of a `Data` frame other than its body.
+#[derive(Debug, Clone, Copy)]
+pub struct DataHeader<'a> {
+    /// The session.
+    pub session: SessionId,
+    /// Non-zero on a request.
+    pub corr: u64,
+    /// Non-zero on a reply.
+    pub reply: u64,
+    /// The body's type name.
+    pub type_name: &'a str,
+}
+
 /// Appends one `Data` frame to `dst`, encoding `value` straight into it (no intermediate copy).
 pub fn encode_data<C: BodyCodec, T: Serialize + ?Sized>(
     codec: &C,
     dst: &mut BytesMut,
     max: usize,
-    session: SessionId,
-    corr: u64,
-    reply: u64,
-    type_name: &str,
+    header: DataHeader<'_>,
     value: &T,
 ) -> Result<(), WireError> {
+    let DataHeader {
+        session,
+        corr,
+        reply,
+        type_name,
+    } = header;
     let start = dst.len();
     dst.put_u32(0);
     // The envelope is written by hand so the body is encoded once, in place; it is the same
@@ -104,9 +120,7 @@ pub fn encode_data<C: BodyCodec, T: Serialize + ?Sized>(
         put_number(dst, reply);
     }
     dst.put_slice(b",\"type\":");
-    codec
-        .encode(type_name, dst)
-        .map_err(WireError::Malformed)?;
+    codec.encode(type_name, dst).map_err(WireError::Malformed)?;
     dst.put_slice(b",\"body\":");
     if let Err(e) = codec.encode(value, dst) {
         dst.truncate(start);
@@ -145,8 +159,19 @@ mod tests {
     fn hand_written_data_frame_decodes_as_the_enum() {
         let mut buf = BytesMut::new();
         let value = vec![vec![1.5f64, 2.0]];
-        encode_data(&JsonCodec, &mut buf, 1 << 20, SessionId(7), 3, 0, "Vec<Vec<f64>>", &value)
-            .unwrap();
+        encode_data(
+            &JsonCodec,
+            &mut buf,
+            1 << 20,
+            DataHeader {
+                session: SessionId(7),
+                corr: 3,
+                reply: 0,
+                type_name: "Vec<Vec<f64>>",
+            },
+            &value,
+        )
+        .unwrap();
         let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
         assert_eq!(len, buf.len() - 4);
         let msg: PeerMsg<'_> = serde_json::from_slice(&buf[4..]).unwrap();
