@@ -195,3 +195,32 @@ async fn group_cake_restart_does_not_drop_live_sessions() {
     let all = sub.all_lines();
     assert!(!all.iter().any(|l| l.starts_with("dropped")), "{all:#?}");
 }
+
+#[tokio::test]
+async fn group_cake_contacts_its_parent_only_when_a_listing_reaches_past_the_group() {
+    use tokio::io::AsyncReadExt;
+    // A stand-in parent that only records who connects.
+    let parent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let group = Daemon::group_cake(parent.local_addr().unwrap()).await;
+    let mut p = publisher("p", &group.env(), "inner", "GROUP");
+    p.expect(&["published", "active"]).await;
+    let mut sub = subscriber("sub", &group.env(), "inner", "GROUP");
+    sub.expect(&["reply inner"]).await;
+    let early = tokio::time::timeout(std::time::Duration::ZERO, parent.accept()).await;
+    assert!(early.is_err(), "group-cake connected upward with only GROUP listings");
+
+    let mut wide = publisher("wide", &group.env(), "outer", "HOST");
+    let (mut stream, _) = tokio::time::timeout(layer_cake_tests::WAIT, parent.accept())
+        .await
+        .expect("group-cake connects upward once a HOST listing arrives")
+        .unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).await.unwrap();
+    let hello: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(hello["Hello"]["kind"], "directory");
+    assert_eq!(hello["Hello"]["scope"], "GROUP");
+    assert_eq!(hello["Hello"]["name"], "group-cake");
+    drop(wide.expect(&["published"]).await);
+}

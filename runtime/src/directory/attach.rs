@@ -218,6 +218,14 @@ impl Attachments {
             });
         }
         self.open_best(&key, out);
+        if self.names.get(&key).is_some_and(|s| s.current.is_none() && s.routes.is_empty()) {
+            self.names.remove(&key);
+        }
+    }
+
+    /// How many (subscription, name) pairs are tracked (for tests: nothing leaks).
+    pub fn tracked(&self) -> usize {
+        self.names.len()
     }
 
     /// The connection to `process` is gone: every session with it has ended, and every route

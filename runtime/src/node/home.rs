@@ -176,8 +176,9 @@ pub(crate) fn spawn(
     config: NodeConfig,
     listener: TcpListener,
     shutdown: CancellationToken,
-) -> mpsc::Sender<Command> {
+) -> (mpsc::Sender<Command>, mpsc::UnboundedSender<Command>) {
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (drop_tx, drop_rx) = mpsc::unbounded_channel();
     let (note_tx, note_rx) = mpsc::channel(4096);
     let home = Home {
         notes: note_tx,
@@ -208,12 +209,17 @@ pub(crate) fn spawn(
         out: Vec::new(),
         actions: Vec::new(),
     };
-    tokio::spawn(state.run(cmd_rx, note_rx).instrument(span));
-    cmd_tx
+    tokio::spawn(state.run(cmd_rx, drop_rx, note_rx).instrument(span));
+    (cmd_tx, drop_tx)
 }
 
 impl State {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut notes: mpsc::Receiver<Note>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut drops: mpsc::UnboundedReceiver<Command>,
+        mut notes: mpsc::Receiver<Note>,
+    ) {
         let shutdown = self.home.shutdown.clone();
         let (up_tx, mut up_rx) = mpsc::channel(1024);
         if let Some(addr) = self.directory {
@@ -228,6 +234,7 @@ impl State {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
+                Some(cmd) = drops.recv() => self.on_command(cmd),
                 Some(note) = notes.recv() => self.on_note(note),
                 Some(event) = up_rx.recv() => self.on_uplink(event),
                 _ = tick.tick() => self.on_tick(),

@@ -190,6 +190,9 @@ struct NodeInner {
     id: ProcessId,
     name: String,
     commands: mpsc::Sender<home::Command>,
+    /// Retractions from dropped handles. Unbounded because `Drop` cannot wait, but bounded in
+    /// practice: each publication or subscription sends at most one.
+    drops: mpsc::UnboundedSender<home::Command>,
     shutdown: CancellationToken,
     session_addr: SocketAddr,
 }
@@ -235,12 +238,13 @@ impl Node {
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let session_addr = listener.local_addr()?;
-        let commands = home::spawn(id, config.clone(), listener, shutdown.clone());
+        let (commands, drops) = home::spawn(id, config.clone(), listener, shutdown.clone());
         tracing::info!(id = %id.short(), %session_addr, directory = ?config.directory, "node started");
         Ok(Node(Arc::new(NodeInner {
             id,
             name: config.name,
             commands,
+            drops,
             shutdown,
             session_addr,
         })))
@@ -321,8 +325,8 @@ impl Node {
         self.0.shutdown.cancel();
     }
 
-    fn command(&self, cmd: home::Command) {
-        let _ = self.0.commands.try_send(cmd);
+    fn dropped(&self, cmd: home::Command) {
+        let _ = self.0.drops.send(cmd);
     }
 }
 
@@ -380,7 +384,7 @@ impl std::fmt::Debug for Publication {
 
 impl Drop for Publication {
     fn drop(&mut self) {
-        self.node.command(home::Command::Retract { id: self.id });
+        self.node.dropped(home::Command::Retract { id: self.id });
     }
 }
 
@@ -432,6 +436,6 @@ impl std::fmt::Debug for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.node.command(home::Command::Unsubscribe { id: self.id });
+        self.node.dropped(home::Command::Unsubscribe { id: self.id });
     }
 }

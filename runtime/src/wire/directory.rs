@@ -141,3 +141,81 @@ pub enum Down {
     /// directory that made it went away). A session opened over it is not closed by this.
     RouteCleared(RouteKey),
 }
+
+#[cfg(test)]
+mod tests {
+    //! These pin the wire format: the same frames appear in `docs/protocol.md`.
+    use super::*;
+    use crate::wire::{Hello, PeerKind};
+    use uuid::Uuid;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn frames_have_the_documented_json() {
+        let hello = Hello::new(PeerKind::Process, ProcessId(id(1)), Scope::Process, "publisher");
+        assert_eq!(
+            serde_json::to_string(&Up::Hello(hello)).unwrap(),
+            r#"{"Hello":{"magic":"layer-cake","version":1,"codec":"json","kind":"process","id":"00000000-0000-0000-0000-000000000001","scope":"PROCESS","name":"publisher"}}"#
+        );
+        let info = PubInfo {
+            id: PubId(id(2)),
+            name: "svc".into(),
+            scope: Scope::Host,
+            process: ProcessId(id(1)),
+            addr: "127.0.0.1:40001".parse().unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_string(&Up::Publish(info.clone())).unwrap(),
+            r#"{"Publish":{"id":"00000000-0000-0000-0000-000000000002","name":"svc","scope":"HOST","process":"00000000-0000-0000-0000-000000000001","addr":"127.0.0.1:40001"}}"#
+        );
+        let sub = SubInfo {
+            id: SubId(id(3)),
+            search: "s.c".into(),
+            scope: Scope::Host,
+            process: ProcessId(id(4)),
+        };
+        assert_eq!(
+            serde_json::to_string(&Up::Subscribe(sub)).unwrap(),
+            r#"{"Subscribe":{"id":"00000000-0000-0000-0000-000000000003","search":"s.c","scope":"HOST","process":"00000000-0000-0000-0000-000000000004"}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Up::Retract { id: PubId(id(2)) }).unwrap(),
+            r#"{"Retract":{"id":"00000000-0000-0000-0000-000000000002"}}"#
+        );
+        let standby = Down::PubStatus {
+            id: PubId(id(2)),
+            at: Scope::Host,
+            state: PubState::Standby {
+                holder: ProcessId(id(9)),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&standby).unwrap(),
+            r#"{"PubStatus":{"id":"00000000-0000-0000-0000-000000000002","at":"HOST","state":{"standby":{"holder":"00000000-0000-0000-0000-000000000009"}}}}"#
+        );
+        let active = Down::PubStatus {
+            id: PubId(id(2)),
+            at: Scope::Host,
+            state: PubState::Active,
+        };
+        assert!(serde_json::to_string(&active)
+            .unwrap()
+            .ends_with(r#""state":"active"}}"#));
+        let route = Route {
+            sub: SubId(id(3)),
+            at: Scope::Host,
+            publisher: info,
+        };
+        assert_eq!(
+            serde_json::to_string(&Down::Route(route.clone())).unwrap(),
+            r#"{"Route":{"sub":"00000000-0000-0000-0000-000000000003","at":"HOST","publisher":{"id":"00000000-0000-0000-0000-000000000002","name":"svc","scope":"HOST","process":"00000000-0000-0000-0000-000000000001","addr":"127.0.0.1:40001"}}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Down::RouteCleared(route.key())).unwrap(),
+            r#"{"RouteCleared":{"sub":"00000000-0000-0000-0000-000000000003","at":"HOST","publication":"00000000-0000-0000-0000-000000000002","name":"svc"}}"#
+        );
+    }
+}

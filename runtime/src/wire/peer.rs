@@ -187,3 +187,65 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod format_tests {
+    //! These pin the session wire format: the same frames appear in `docs/protocol.md`.
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn control_frames_have_the_documented_json() {
+        let open = PeerMsg::Open(Open {
+            session: SessionId(1),
+            publication: PubId(Uuid::from_u128(2)),
+            name: "svc".into(),
+            subscription: SubId(Uuid::from_u128(3)),
+            at: Scope::Host,
+        });
+        assert_eq!(
+            serde_json::to_string(&open).unwrap(),
+            r#"{"Open":{"session":1,"publication":"00000000-0000-0000-0000-000000000002","name":"svc","subscription":"00000000-0000-0000-0000-000000000003","at":"HOST"}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&PeerMsg::Opened {
+                session: SessionId(1)
+            })
+            .unwrap(),
+            r#"{"Opened":{"session":1}}"#
+        );
+        let close = PeerMsg::Close {
+            session: SessionId(1),
+            reason: "publication retracted".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&close).unwrap(),
+            r#"{"Close":{"session":1,"reason":"publication retracted"}}"#
+        );
+        let mut buf = BytesMut::new();
+        #[derive(Serialize)]
+        struct Xy {
+            x: u32,
+            y: u32,
+        }
+        let header = DataHeader {
+            session: SessionId(1),
+            corr: 7,
+            reply: 0,
+            type_name: "Xy",
+        };
+        encode_data(
+            &crate::wire::JsonCodec,
+            &mut buf,
+            1024,
+            header,
+            &Xy { x: 2, y: 2 },
+        )
+        .unwrap();
+        assert_eq!(&buf[..4], &[0, 0, 0, 64]);
+        assert_eq!(
+            &buf[4..],
+            br#"{"Data":{"session":1,"corr":7,"type":"Xy","body":{"x":2,"y":2}}}"#
+        );
+    }
+}
