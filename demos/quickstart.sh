@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The layer-cake quickstart: builds the workspace, then shows nearest-scope matching live.
+#
+#   host-cake ─┬─ publisher "demo:svc" at HOST scope
+#              └─ group-cake ─┬─ publisher "demo:svc" at GROUP scope
+#                             └─ subscriber "demo:.*"  (HOST scope)
+#
+# The subscriber attaches to the nearest publisher (GROUP), falls back to the HOST one when the
+# GROUP publisher is killed with SIGKILL, and upgrades back when a GROUP publisher returns.
+# Every daemon listens on a free loopback port (so nothing clashes with a host-cake you may
+# already run); every process started here is stopped at the end, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --workspace --bins --quiet
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_for FILE TEXT: wait (at most 15 s) until FILE has a line containing TEXT; print it.
+wait_for() {
+    for _ in $(seq 150); do
+        if line=$(grep -m1 -F -- "$2" "$1" 2>/dev/null); then
+            echo "$line"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# The n-th line of FILE that contains TEXT (waiting for it).
+wait_for_nth() {
+    for _ in $(seq 150); do
+        if line=$(grep -F -- "$2" "$1" 2>/dev/null | sed -n "$3p") && [ -n "$line" ]; then
+            echo "$line"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "timed out waiting for line $3 with '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+export LC_DEBUG_LEVEL=warn
+"$bin/host-cake" --listen 127.0.0.1:0 >"$work/host" 2>"$work/host.log" & pids+=($!)
+host=$(wait_for "$work/host" listening | cut -d' ' -f2)
+"$bin/group-cake" --listen 127.0.0.1:0 --connect-to-directory "$host" >"$work/group" 2>"$work/group.log" & pids+=($!)
+group=$(wait_for "$work/group" listening | cut -d' ' -f2)
+echo "host-cake at $host, group-cake at $group"
+
+LC_DIRECTORY=$host "$bin/publisher" --name demo:svc --scope HOST >"$work/hpub" 2>>"$work/procs.log" & pids+=($!)
+wait_for "$work/hpub" published | sed 's/^/  host publisher  | /'
+LC_DIRECTORY=$group "$bin/publisher" --name demo:svc --scope GROUP >"$work/gpub" 2>>"$work/procs.log" & gpub=$!; pids+=($gpub)
+wait_for "$work/gpub" published | sed 's/^/  group publisher | /'
+LC_DIRECTORY=$group "$bin/subscriber" --search 'demo:.*' --scope HOST >"$work/sub" 2>>"$work/procs.log" & pids+=($!)
+
+echo; echo "1. The subscriber attaches to the nearest publisher (GROUP):"
+wait_for "$work/sub" "available demo:svc GROUP" | sed 's/^/  subscriber | /'
+wait_for "$work/sub" "reply demo:svc" | sed 's/^/  subscriber | /'
+
+echo; echo "2. SIGKILL the GROUP publisher: the subscriber falls back to HOST at once:"
+kill -9 "$gpub"
+wait "$gpub" 2>/dev/null || true
+wait_for "$work/sub" "dropped demo:svc GROUP" | sed 's/^/  subscriber | /'
+wait_for "$work/sub" "available demo:svc HOST" | sed 's/^/  subscriber | /'
+
+echo; echo "3. A GROUP publisher returns: the subscriber upgrades back to it:"
+LC_DIRECTORY=$group "$bin/publisher" --name demo:svc --scope GROUP >"$work/gpub2" 2>>"$work/procs.log" & pids+=($!)
+wait_for "$work/sub" "dropped demo:svc HOST" | sed 's/^/  subscriber | /'
+wait_for_nth "$work/sub" "available demo:svc GROUP" 2 | sed 's/^/  subscriber | /'
+
+echo; echo "Done: nearest first, fallback, upgrade. No process named another: each was told only which"
+echo "directory to join (LC_DIRECTORY, needed here only because these daemons use free ports)."
