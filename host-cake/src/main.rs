@@ -18,13 +18,6 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The LAN directory arrives with lan-cake; until then host-cake has a parent only if told.
-    run_directory(
-        "host-cake",
-        Scope::Host,
-        DEFAULT_HOST_DIRECTORY,
-        None,
-        cli.daemon,
-    )
-    .await?;
+    run_directory("host-cake", Scope::Host, DEFAULT_HOST_DIRECTORY, None, cli.daemon).await?;
     Ok(())
 }

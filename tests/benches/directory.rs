@@ -61,10 +61,7 @@ fn micros(d: Duration) -> String {
 
 async fn bench_available(host: SocketAddr) -> Stats {
     let subscriber = Node::with_config(node_config(host)).await.unwrap();
-    let mut sub = subscriber
-        .subscribe("avail:[0-9]+", Scope::Host)
-        .await
-        .unwrap();
+    let mut sub = subscriber.subscribe("avail:[0-9]+", Scope::Host).await.unwrap();
     let mut samples = Vec::with_capacity(AVAILABLE_RUNS);
     for i in 0..AVAILABLE_RUNS {
         let start = Instant::now();
@@ -131,10 +128,7 @@ async fn bench_session_rtt(host: &Daemon) -> Stats {
     let mut samples = Vec::with_capacity(RTT_RUNS);
     for i in 0..RTT_RUNS + 1000 {
         let start = Instant::now();
-        let back: String = session
-            .request(&payload, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let back: String = session.request(&payload, Duration::from_secs(5)).await.unwrap();
         let elapsed = start.elapsed();
         assert_eq!(back.len(), PAYLOAD);
         if i >= 1000 {
@@ -174,25 +168,18 @@ async fn bench_raw_rtt() -> Stats {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs us too: keep that quick.
-    if std::env::args().any(|a| a == "--test" || a == "--list")
-        || !std::env::args().any(|a| a == "--bench")
-    {
+    if std::env::args().any(|a| a == "--test" || a == "--list") || !std::env::args().any(|a| a == "--bench") {
         println!("benchmark skipped (run with cargo bench)");
         return;
     }
     // The whole suite runs once per tokio runtime flavour; bench-echo, spawned by it, reads
     // LC_BENCH_FLAVOR and runs the same flavour, so both ends of every round trip match.
-    let flavors =
-        std::env::var("LC_BENCH_FLAVORS").unwrap_or_else(|_| "current_thread,multi_thread".into());
+    let flavors = std::env::var("LC_BENCH_FLAVORS").unwrap_or_else(|_| "current_thread,multi_thread".into());
     for flavor in flavors.split(',') {
         std::env::set_var("LC_BENCH_FLAVOR", flavor);
         let runtime = match flavor {
-            "current_thread" => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-            _ => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build(),
+            "current_thread" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+            _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
         };
         // Spawned, not run by block_on: under the multi-thread runtime the block_on future lives
         // on the main thread, and every wake-up of it is a cross-thread hand-off.

@@ -1,9 +1,7 @@
 //! The application API against a real host-cake: sessions, typed messages both ways,
 //! request deadlines, retraction and clearing, in-process matching, refusals.
 
-use layer_cake::{
-    Event, Node, NodeConfig, PublishError, RequestError, Scope, Session, SubscribeError,
-};
+use layer_cake::{Event, Node, NodeConfig, PublishError, RequestError, Scope, Session, SubscribeError};
 use layer_cake_tests::{Daemon, WAIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -174,10 +172,7 @@ async fn process_scope_matches_inside_one_process_without_any_directory() {
     let s = session(next(&mut subscription).await);
     assert_eq!(s.scope(), Scope::Process);
     assert_eq!(s.peer_addr(), None, "in-process sessions use no socket");
-    let asking = tokio::spawn(async move {
-        s.request::<_, String>(&"ping", Duration::from_secs(5))
-            .await
-    });
+    let asking = tokio::spawn(async move { s.request::<_, String>(&"ping", Duration::from_secs(5)).await });
     session(next(&mut publication).await);
     let Event::Message(m) = next(&mut publication).await else {
         panic!("expected a message")

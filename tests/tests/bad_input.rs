@@ -15,12 +15,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn hello_frame(version: u32, magic: &str) -> Vec<u8> {
-    let mut hello = Hello::new(
-        PeerKind::Process,
-        ProcessId::random(),
-        Scope::Process,
-        "raw-test",
-    );
+    let mut hello = Hello::new(PeerKind::Process, ProcessId::random(), Scope::Process, "raw-test");
     hello.version = version;
     hello.magic = magic.to_string();
     frame(&serde_json::to_vec(&serde_json::json!({ "Hello": hello })).unwrap())
@@ -63,30 +58,22 @@ async fn malformed_oversized_unknown_and_silent_peers_are_cut_off_alone() {
     before.expect(&["published", "active"]).await;
 
     // Garbage in place of a greeting.
-    assert!(closed_after(host.addr, &frame(b"{{{{ not json"))
-        .await
-        .is_empty());
+    assert!(closed_after(host.addr, &frame(b"{{{{ not json")).await.is_empty());
     // A length far over the maximum: refused from the header alone.
-    assert!(closed_after(host.addr, &u32::MAX.to_be_bytes())
+    assert!(closed_after(host.addr, &u32::MAX.to_be_bytes()).await.is_empty());
+    // Not layer-cake at all.
+    assert!(closed_after(host.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .is_empty());
-    // Not layer-cake at all.
-    assert!(
-        closed_after(host.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .is_empty()
-    );
     // The wrong magic, and a protocol version from the future.
     assert!(
         closed_after(host.addr, &hello_frame(PROTOCOL_VERSION, "not-layer-cake"))
             .await
             .is_empty()
     );
-    assert!(
-        closed_after(host.addr, &hello_frame(PROTOCOL_VERSION + 1, MAGIC))
-            .await
-            .is_empty()
-    );
+    assert!(closed_after(host.addr, &hello_frame(PROTOCOL_VERSION + 1, MAGIC))
+        .await
+        .is_empty());
     // A peer that connects and says nothing is closed after the handshake deadline.
     assert!(closed_after(host.addr, b"").await.is_empty());
     // A good greeting followed by an unknown message: greeted, then closed.
@@ -116,9 +103,7 @@ async fn a_publishers_session_port_also_shrugs_off_bad_input() {
     let mut sub = subscriber("sub", &dir, "gamma", "HOST");
     let line = sub.expect(&["available gamma"]).await;
     let session_addr: SocketAddr = layer_cake_tests::field(&line, "addr").parse().unwrap();
-    assert!(closed_after(session_addr, &frame(b"nonsense"))
-        .await
-        .is_empty());
+    assert!(closed_after(session_addr, &frame(b"nonsense")).await.is_empty());
     assert!(closed_after(session_addr, &u32::MAX.to_be_bytes())
         .await
         .is_empty());

@@ -15,22 +15,14 @@ async fn exact_and_regex_searches_match_whole_names() {
     }
     let mut regex = subscriber("regex", &dir, "worker-10:[-a-f0-9]+", "HOST");
     let mut exact = subscriber("exact", &dir, "worker-10:ab12", "HOST");
-    let name_of = |line: String| {
-        line.split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let name_of = |line: String| line.split_whitespace().nth(1).unwrap_or_default().to_string();
     let mut names = vec![
         name_of(regex.expect(&["available"]).await),
         name_of(regex.expect(&["available"]).await),
     ];
     names.sort();
     assert_eq!(names, ["worker-10:ab12", "worker-10:cd-34"]);
-    let replies = [
-        regex.expect(&["reply"]).await,
-        regex.expect(&["reply"]).await,
-    ];
+    let replies = [regex.expect(&["reply"]).await, regex.expect(&["reply"]).await];
     assert!(replies.iter().all(|r| r.contains("seq=")));
     let line = exact.expect(&["available"]).await;
     assert!(line.starts_with("available worker-10:ab12 HOST"), "{line}");
@@ -62,10 +54,7 @@ async fn duplicate_publisher_is_told_it_is_a_standby_and_takes_over() {
     let first_id = field(&line, "id").to_string();
     let mut second = publisher("second", &dir, "svc", "HOST");
     let line = second.expect(&["published svc HOST"]).await;
-    assert!(
-        line.contains(&format!("standby holder={first_id}")),
-        "{line}"
-    );
+    assert!(line.contains(&format!("standby holder={first_id}")), "{line}");
     let second_id = field(&line, "id").to_string();
 
     let mut sub = subscriber("sub", &dir, "svc", "HOST");
@@ -77,11 +66,7 @@ async fn duplicate_publisher_is_told_it_is_a_standby_and_takes_over() {
     let line = sub.expect(&["dropped svc"]).await;
     assert_eq!(field(&line, "publisher"), first_id);
     let line = sub.expect(&["available svc HOST"]).await;
-    assert_eq!(
-        field(&line, "publisher"),
-        second_id,
-        "the standby took over"
-    );
+    assert_eq!(field(&line, "publisher"), second_id, "the standby took over");
     sub.expect(&["reply svc"]).await;
     second.expect(&["status svc at=HOST active"]).await;
 }
@@ -168,9 +153,7 @@ async fn host_cake_killed_and_restarted_every_listing_reattaches_and_sessions_su
         "a live session was dropped: {all:#?}"
     );
     assert_eq!(
-        all.iter()
-            .filter(|l| l.starts_with("available alpha:1"))
-            .count(),
+        all.iter().filter(|l| l.starts_with("available alpha:1")).count(),
         1,
         "{all:#?}"
     );
@@ -207,7 +190,10 @@ async fn group_cake_contacts_its_parent_only_when_a_listing_reaches_past_the_gro
     let mut sub = subscriber("sub", &group.env(), "inner", "GROUP");
     sub.expect(&["reply inner"]).await;
     let early = tokio::time::timeout(std::time::Duration::ZERO, parent.accept()).await;
-    assert!(early.is_err(), "group-cake connected upward with only GROUP listings");
+    assert!(
+        early.is_err(),
+        "group-cake connected upward with only GROUP listings"
+    );
 
     let mut wide = publisher("wide", &group.env(), "outer", "HOST");
     let (mut stream, _) = tokio::time::timeout(layer_cake_tests::WAIT, parent.accept())

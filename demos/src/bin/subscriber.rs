@@ -35,12 +35,7 @@ async fn main() -> anyhow::Result<()> {
     cli.log.init();
     let node = cli.directory.start().await?;
     let mut subscription = node.subscribe(&cli.search, cli.scope).await?;
-    println!(
-        "subscribed {} {} id={}",
-        cli.search,
-        cli.scope,
-        node.id().short()
-    );
+    println!("subscribed {} {} id={}", cli.search, cli.scope, node.id().short());
     let deadline = Duration::from_millis(cli.deadline_ms);
     let mut seq = 0;
     loop {

@@ -218,7 +218,11 @@ impl Attachments {
             });
         }
         self.open_best(&key, out);
-        if self.names.get(&key).is_some_and(|s| s.current.is_none() && s.routes.is_empty()) {
+        if self
+            .names
+            .get(&key)
+            .is_some_and(|s| s.current.is_none() && s.routes.is_empty())
+        {
             self.names.remove(&key);
         }
     }

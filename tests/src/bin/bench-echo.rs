@@ -13,9 +13,7 @@ fn main() -> anyhow::Result<()> {
         Ok("current_thread") => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?,
-        _ => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
     };
     // Spawned so the loop runs on a worker (see the benchmark's note on block_on).
     runtime.block_on(async { tokio::spawn(run()).await? })
