@@ -210,3 +210,20 @@ async fn group_cake_contacts_its_parent_only_when_a_listing_reaches_past_the_gro
     assert_eq!(hello["Hello"]["name"], "group-cake");
     drop(wide.expect(&["published"]).await);
 }
+
+#[tokio::test]
+async fn matching_inside_a_group_carries_on_while_host_cake_is_gone() {
+    let host = Daemon::host_cake().await;
+    let group = Daemon::group_cake(host.addr).await;
+    // Something at HOST scope, so group-cake has connected upward.
+    let mut wide = publisher("wide", &group.env(), "wide", "HOST");
+    wide.expect(&["published wide HOST at=GROUP"]).await;
+    host.proc.kill9().await;
+    let mut p = publisher("p", &group.env(), "local", "GROUP");
+    p.expect(&["published", "active"]).await;
+    let mut sub = subscriber("sub", &group.env(), "local|wide", "HOST");
+    sub.expect(&["available local GROUP"]).await;
+    sub.expect(&["reply local"]).await;
+    // The HOST-scope publication inside the group is matched at GROUP level too.
+    sub.expect(&["available wide GROUP"]).await;
+}

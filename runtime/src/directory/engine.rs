@@ -133,16 +133,26 @@ impl Engine {
         self.seq
     }
 
+    /// Why a listing at `scope` cannot be held here, if it cannot.
+    fn too_narrow(&self, scope: Scope) -> Option<String> {
+        (scope < self.scope).then(|| {
+            format!(
+                "scope {scope} is narrower than this {} directory (is the process outside a composite?)",
+                self.scope
+            )
+        })
+    }
+
     fn publish(&mut self, link: LinkId, info: PubInfo, out: &mut Vec<Output>) {
         let at = self.scope;
-        if info.scope < self.scope {
-            let reason = format!("scope {} is narrower than this {} directory", info.scope, at);
+        if let Some(reason) = self.too_narrow(info.scope) {
+            let state = PubState::Refused { reason };
             out.push(Output::ToLink(
                 link,
                 Down::PubStatus {
                     id: info.id,
                     at,
-                    state: PubState::Refused { reason },
+                    state,
                 },
             ));
             return;
@@ -286,23 +296,10 @@ impl Engine {
 
     fn subscribe(&mut self, link: LinkId, info: SubInfo, out: &mut Vec<Output>) {
         let at = self.scope;
-        if info.scope < self.scope {
-            let reason = format!("scope {} is narrower than this {} directory", info.scope, at);
-            out.push(Output::ToLink(
-                link,
-                Down::SubRefused {
-                    id: info.id,
-                    at,
-                    reason,
-                },
-            ));
-            return;
-        }
-        if self.subs.contains_key(&info.id) {
-            // Re-registration: start afresh so the subscription gets its routes again.
-            self.remove_subscription(info.id);
-        }
-        let search = match Search::new(&info.search) {
+        let search = match self
+            .too_narrow(info.scope)
+            .map_or_else(|| Search::new(&info.search), Err)
+        {
             Ok(search) => search,
             Err(reason) => {
                 out.push(Output::ToLink(
@@ -316,6 +313,10 @@ impl Engine {
                 return;
             }
         };
+        if self.subs.contains_key(&info.id) {
+            // Re-registration: start afresh so the subscription gets its routes again.
+            self.remove_subscription(info.id);
+        }
         let id = info.id;
         match search.exact() {
             Some(name) => {

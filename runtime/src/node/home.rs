@@ -34,8 +34,10 @@ const LOCAL: u64 = 0;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long `publish` waits for the parent directory's answer before answering itself.
 const PUBLISH_ANSWER: Duration = Duration::from_secs(2);
-/// How often timeouts are checked and failed routes retried.
+/// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(250);
+/// How often routes whose sessions failed are tried again (while nothing else is attached).
+const RETRY: Duration = Duration::from_secs(1);
 
 type PublishReply = oneshot::Sender<Result<(PubId, PublishStatus), PublishError>>;
 
@@ -165,6 +167,8 @@ struct State {
     sub_sessions: HashMap<SessionId, (u64, Option<Instant>)>,
     /// Publisher-side sessions, to the publication they are with.
     pub_sessions: HashMap<(u64, SessionId), PubId>,
+    /// When failed routes may next be retried.
+    next_retry: Instant,
     home: Home,
     out: Vec<Output>,
     actions: Vec<Action>,
@@ -205,6 +209,7 @@ pub(crate) fn spawn(
         outbound: HashMap::new(),
         sub_sessions: HashMap::new(),
         pub_sessions: HashMap::new(),
+        next_retry: Instant::now(),
         home,
         out: Vec::new(),
         actions: Vec::new(),
@@ -447,7 +452,8 @@ impl State {
             self.attach
                 .ended(session, "the publisher did not answer", &mut self.actions);
         }
-        if self.attach.has_idle() {
+        if self.attach.has_idle() && now >= self.next_retry {
+            self.next_retry = now + RETRY;
             self.attach.retry(&mut self.actions);
         }
     }
