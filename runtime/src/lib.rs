@@ -21,6 +21,8 @@ pub mod backoff;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod directory;
+#[cfg(feature = "home")]
+pub mod home;
 pub mod ids;
 pub mod node;
 mod scope;

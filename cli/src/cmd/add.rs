@@ -1,0 +1,60 @@
+//! `layer-cake add`: add one role, or a numbered set of them, to a home.
+
+use anyhow::Result;
+use clap::Args;
+use layer_cake::home::{resolve_executable, role_names, Home, RoleSettings};
+use std::path::{Path, PathBuf};
+
+/// Add a role: a name, an executable, and the arguments it is started with.
+///
+/// The executable must exist and be executable now. Arguments after `--` are passed to the
+/// role's process each time it starts: `layer-cake add ./worker worker --role-count=8 -- --size=4`.
+#[derive(Args)]
+pub struct Add {
+    /// The program: a path, or a name found on PATH.
+    executable: String,
+    /// The role's name (default: the executable's name).
+    role: Option<String>,
+    /// Add this many roles, named ROLE-START ... ROLE-(START+N-1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    role_count: Option<u32>,
+    /// The first number, with --role-count.
+    #[arg(long, value_name = "START", default_value_t = 0, requires = "role_count")]
+    role_start: u32,
+    /// A restart policy for these roles alone (JSON, as for `create --retry`).
+    #[arg(long, value_name = "JSON", value_parser = super::parse_retry)]
+    retry: Option<layer_cake::home::RetryPolicy>,
+    /// Arguments for the role's process.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+impl Add {
+    pub fn run(self, home_path: &Path) -> Result<()> {
+        let home = Home::open(home_path)?;
+        let executable = resolve_executable(&self.executable)?;
+        let role = match self.role {
+            Some(role) => role,
+            None => default_role(&executable),
+        };
+        let names = role_names(&role, self.role_count, self.role_start);
+        let settings = RoleSettings {
+            executable,
+            args: self.args,
+            retry: self.retry,
+        };
+        home.add(&names, &settings)?;
+        for name in names {
+            println!("added {name}");
+        }
+        Ok(())
+    }
+}
+
+/// The executable's file name without its extension (`pub.py` gives `pub`).
+fn default_role(executable: &Path) -> String {
+    executable
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| PathBuf::from(executable).display().to_string())
+}

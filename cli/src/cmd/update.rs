@@ -1,0 +1,73 @@
+//! `layer-cake update`: change the settings of roles, or of the group.
+
+use super::GroupFlags;
+use anyhow::{bail, Result};
+use clap::Args;
+use layer_cake::home::{resolve_executable, Home, GROUP_ROLE};
+use std::path::Path;
+
+/// Change roles' settings, or the group's (`layer-cake update group --retry='{"regular_steps": 30.0}'`).
+///
+/// For roles: arguments after `--` replace the ones they start with; --executable and --retry
+/// replace theirs. For the group: --retry, --main-role, --directory-at-host, --directory-at-lan.
+#[derive(Args)]
+pub struct Update {
+    /// The roles to change (regular expressions matching whole role names), or `group`.
+    #[arg(required = true)]
+    search: Vec<String>,
+    /// A new executable for the roles.
+    #[arg(long, value_name = "PATH")]
+    executable: Option<String>,
+    #[command(flatten)]
+    group: GroupFlags,
+    /// New arguments for the roles' processes.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Option<Vec<String>>,
+}
+
+impl Update {
+    pub fn run(self, home_path: &Path) -> Result<()> {
+        let home = Home::open(home_path)?;
+        if self.search == [GROUP_ROLE] {
+            if self.executable.is_some() || self.args.is_some() {
+                bail!("the group has no executable or arguments; give --retry, --main-role or a directory");
+            }
+            let mut group = home.group()?;
+            if !self.group.apply(&mut group) {
+                bail!(
+                    "nothing to update: give --retry, --main-role, --directory-at-host or --directory-at-lan"
+                );
+            }
+            home.save_group(&group)?;
+            println!("updated {GROUP_ROLE}");
+            return Ok(());
+        }
+        let g = &self.group;
+        if g.main_role.is_some() || g.directory_at_host.is_some() || g.directory_at_lan.is_some() {
+            bail!("--main-role and the directory flags are the group's: use `layer-cake update group ...`");
+        }
+        let roles = home.select(&self.search)?;
+        if roles.is_empty() {
+            bail!("no role matches {}", self.search.join(" "));
+        }
+        if self.executable.is_none() && self.args.is_none() && g.retry.is_none() {
+            bail!("nothing to update: give --executable, --retry or arguments after --");
+        }
+        let executable = self.executable.as_deref().map(resolve_executable).transpose()?;
+        for role in roles {
+            let mut settings = home.role(&role)?;
+            if let Some(executable) = &executable {
+                settings.executable = executable.clone();
+            }
+            if let Some(args) = &self.args {
+                settings.args = args.clone();
+            }
+            if let Some(retry) = &g.retry {
+                settings.retry = Some(retry.clone());
+            }
+            home.save_role(&role, &settings)?;
+            println!("updated {role}");
+        }
+        Ok(())
+    }
+}

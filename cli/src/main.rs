@@ -1,0 +1,54 @@
+//! `layer-cake`: create a home, add roles to it, and manage them.
+//!
+//! Each sub-command lives in its own file under `cmd/`. Every command works on one home
+//! (`--home-path`, default `.layer-cake` in the current folder). Errors go to stderr as
+//! `layer-cake: <what went wrong>` with exit status 1; usage errors exit with 2.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use layer_cake::home::DEFAULT_HOME;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Compose processes into a home of roles, and manage them.
+///
+/// A home is a folder of roles: each a name, an executable and the arguments it starts with.
+#[derive(Parser)]
+#[command(name = "layer-cake", version, propagate_version = true)]
+struct Cli {
+    /// The home folder to work on.
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_HOME, env = "LC_HOME")]
+    home_path: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Create(cmd::create::Create),
+    Add(cmd::add::Add),
+    Update(cmd::update::Update),
+    Delete(cmd::delete::Delete),
+    List(cmd::list::List),
+    Destroy(cmd::destroy::Destroy),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Create(c) => c.run(&cli.home_path),
+        Command::Add(c) => c.run(&cli.home_path),
+        Command::Update(c) => c.run(&cli.home_path),
+        Command::Delete(c) => c.run(&cli.home_path),
+        Command::List(c) => c.run(&cli.home_path),
+        Command::Destroy(c) => c.run(&cli.home_path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("layer-cake: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What a home stores: the group's settings and each role's.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// When and how often a role that ended is started again.
+///
+/// Two ways to say it, as in the original: a list of delays (`first_steps`, then
+/// `regular_steps` for ever, each spread by `randomized`), or an exponential backoff between
+/// `min` and `max`. Either way `stable` resets the sequence once a process has stayed up that
+/// long, and more than `intensity` restarts within `period` seconds marks the role failed.
+/// `{"regular_steps": 30.0}` restarts every 30 s for ever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Delays (seconds) for the first restarts.
+    pub first_steps: Vec<f64>,
+    /// The delay (seconds) for every restart after `first_steps`; when absent, the delay
+    /// doubles from `min` up to `max`.
+    pub regular_steps: Option<f64>,
+    /// The first delay of the exponential backoff, in seconds.
+    pub min: f64,
+    /// The largest delay of the exponential backoff, in seconds.
+    pub max: f64,
+    /// Up to this many seconds are added to each delay at random.
+    pub randomized: f64,
+    /// A process up for this many seconds resets the sequence.
+    pub stable: f64,
+    /// How many restarts are allowed within `period` before the role is marked failed.
+    pub intensity: u32,
+    /// The window, in seconds, for `intensity`.
+    pub period: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            first_steps: Vec::new(),
+            regular_steps: None,
+            min: 0.1,
+            max: 30.0,
+            randomized: 0.0,
+            stable: 60.0,
+            intensity: 10,
+            period: 60.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Checks the numbers make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        let steps = self.first_steps.iter().chain(self.regular_steps.iter());
+        for (name, value) in [
+            ("min", self.min),
+            ("max", self.max),
+            ("randomized", self.randomized),
+        ]
+        .into_iter()
+        .chain(steps.map(|s| ("steps", *s)))
+        {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!(
+                    "{name} must be a number of seconds, 0 or more (got {value})"
+                ));
+            }
+        }
+        if self.min > self.max {
+            return Err(format!("min ({}) is over max ({})", self.min, self.max));
+        }
+        if self.period <= 0.0 || !self.period.is_finite() {
+            return Err("period must be over 0 seconds".into());
+        }
+        Ok(())
+    }
+}
+
+/// The group's own settings (`layer-cake create ...`, `layer-cake update group ...`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupSettings {
+    /// Restart roles that end; off when absent.
+    pub retry: Option<RetryPolicy>,
+    /// The role whose end ends the composite (with its exit status).
+    pub main_role: Option<String>,
+    /// The host directory to connect to, when not host-cake's standard address.
+    pub directory_at_host: Option<SocketAddr>,
+    /// A LAN directory to connect to directly (no host-cake).
+    pub directory_at_lan: Option<SocketAddr>,
+}
+
+/// One role: what to run and with what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSettings {
+    /// The program (absolute path).
+    pub executable: PathBuf,
+    /// The arguments it is started with.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// A restart policy for this role alone, over the group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+}
