@@ -224,3 +224,70 @@ async fn regex_subscription_gets_one_session_per_matching_name() {
     }
     assert_eq!(names.len(), 8);
 }
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Greeting {
+    round: usize,
+}
+
+/// A publisher that speaks the moment it hears of a session must not overtake its own
+/// acceptance: the subscriber sees `Available` before the first message, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_first_message_never_arrives_before_available() {
+    let host = Daemon::host_cake().await;
+    let (a, b) = (node(Some(host.addr)).await, node(Some(host.addr)).await);
+    let mut publication = a.publish("greeter", Scope::Host).await.unwrap();
+    let greeter = tokio::spawn(async move {
+        let mut round = 0;
+        while let Some(event) = publication.next().await {
+            if let Event::Delivered(s) = event {
+                let _ = s.send(&Greeting { round }).await;
+                round += 1;
+            }
+        }
+    });
+    for round in 0..40 {
+        let mut subscription = b.subscribe("greeter", Scope::Host).await.unwrap();
+        match next(&mut subscription).await {
+            Event::Available(_) => {}
+            other => panic!("round {round}: expected Available first, got {other:?}"),
+        }
+        let Event::Message(m) = next(&mut subscription).await else {
+            panic!("round {round}: expected the greeting")
+        };
+        assert_eq!(m.decode::<Greeting>().unwrap(), Greeting { round });
+    }
+    greeter.abort();
+}
+
+/// Subscriptions cleared at once, before the publisher has even handled their opening: every
+/// session the publisher was told of is also dropped, none is left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_closed_while_opening_leave_nothing_open_at_the_publisher() {
+    let host = Daemon::host_cake().await;
+    let (a, b) = (node(Some(host.addr)).await, node(Some(host.addr)).await);
+    let mut publication = a.publish("fleeting", Scope::Host).await.unwrap();
+    for round in 0..200u32 {
+        let subscription = b.subscribe("fleeting", Scope::Host).await.unwrap();
+        // Clear at varying moments of the opening handshake.
+        for _ in 0..round % 7 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_micros(u64::from(round % 13) * 20)).await;
+        subscription.clear();
+    }
+    // One that stays: by the time the publisher hears of it, it has heard the end of all the
+    // earlier ones (they share one connection, whose events arrive in order).
+    let mut last = b.subscribe("fleeting", Scope::Host).await.unwrap();
+    let last = session(next(&mut last).await).id();
+    let mut open = std::collections::HashSet::new();
+    loop {
+        match next(&mut publication).await {
+            Event::Delivered(s) if s.id() == last => break,
+            Event::Delivered(s) => assert!(open.insert(s.id())),
+            Event::Dropped(d) => assert!(open.remove(&d.session), "dropped twice or never delivered"),
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "sessions left open at the publisher: {open:?}");
+}

@@ -159,7 +159,11 @@ impl Engine {
         }
         if let Some(entry) = self.pubs.get_mut(&info.id) {
             // Re-registration of a publication we hold (its link reconnected): adopt the new
-            // link and report its standing again.
+            // link and report its standing again. Links are numbered in the order they connect,
+            // so a late frame from an older link cannot take the listing back.
+            if link < entry.link {
+                return;
+            }
             entry.link = link;
             let state = self.state_of(info.id);
             out.push(Output::ToLink(
@@ -313,8 +317,12 @@ impl Engine {
                 return;
             }
         };
-        if self.subs.contains_key(&info.id) {
-            // Re-registration: start afresh so the subscription gets its routes again.
+        if let Some(existing) = self.subs.get(&info.id) {
+            // Re-registration: start afresh so the subscription gets its routes again (unless
+            // it is a late frame from an older link than the one that holds it).
+            if link < existing.link {
+                return;
+            }
             self.remove_subscription(info.id);
         }
         let id = info.id;

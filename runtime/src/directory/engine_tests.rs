@@ -61,6 +61,29 @@ fn exact_and_pattern_subscriptions_are_routed_both_ways_round() {
 }
 
 #[test]
+fn a_late_frame_from_an_older_link_does_not_take_a_listing_back() {
+    let mut e = Engine::new(Scope::Host);
+    let mut out = Vec::new();
+    let (a, b) = (ProcessId::random(), ProcessId::random());
+    let publication = pub_info("svc", Scope::Host, a);
+    let subscription = sub_info("svc", Scope::Host, b);
+    // The child reconnected as link 5 and registered again; link 2's frames arrive late.
+    e.from_child(5, Up::Publish(publication.clone()), &mut out);
+    e.from_child(6, Up::Subscribe(subscription.clone()), &mut out);
+    out.clear();
+    e.from_child(2, Up::Publish(publication.clone()), &mut out);
+    e.from_child(3, Up::Subscribe(subscription.clone()), &mut out);
+    assert!(out.is_empty(), "stale re-registrations are ignored: {out:?}");
+    // Losing the old links withdraws nothing; losing the new one does.
+    e.link_lost(2, &mut out);
+    e.link_lost(3, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(e.holder("svc"), Some(a));
+    e.link_lost(5, &mut out);
+    assert_eq!(e.holder("svc"), None);
+}
+
+#[test]
 fn second_publisher_is_a_standby_and_is_promoted() {
     let mut e = Engine::new(Scope::Host);
     let mut out = Vec::new();

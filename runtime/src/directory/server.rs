@@ -8,8 +8,8 @@
 //! A child that sends a malformed, oversized or unexpected frame, speaks another protocol
 //! version, or says nothing within [`HANDSHAKE_TIMEOUT`] has its own connection closed, with the
 //! reason logged; the daemon and every other connection carry on. A child that stops reading
-//! (its queue of [`LINK_QUEUE`] frames fills) is dropped the same way rather than stalling the
-//! directory.
+//! (a write waits longer than [`WRITE_DEADLINE`], or its queue of [`LINK_QUEUE`] frames fills)
+//! is dropped the same way rather than stalling the directory.
 
 use super::engine::{Engine, LinkId, Output};
 use super::uplink::{self, UplinkEvent, UplinkHandle};
@@ -27,8 +27,14 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-/// How many frames may wait to be written to one child before that child is dropped.
-pub const LINK_QUEUE: usize = 1024;
+/// How many frames may wait to be written to one child before that child is dropped. Large
+/// enough for the routes of a regex subscription matching thousands of names at once; what
+/// drops a child that stops reading is usually [`WRITE_DEADLINE`].
+pub const LINK_QUEUE: usize = 65_536;
+
+/// How long a write to a child may wait for it to read; a child that takes nothing for this
+/// long is dropped, with the reason logged.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How a directory daemon runs.
 #[derive(Debug, Clone)]
@@ -181,7 +187,11 @@ impl Directory {
                 self.parent_epoch = Some(epoch);
                 self.engine.parent_connected(&mut self.out);
             }
-            UplinkEvent::Frame(frame) => self.engine.from_parent(frame, &mut self.out),
+            UplinkEvent::Frame { epoch, frame } => {
+                if self.parent_epoch == Some(epoch) {
+                    self.engine.from_parent(frame, &mut self.out);
+                }
+            }
             UplinkEvent::Unreachable => {}
             UplinkEvent::Lost { epoch } => {
                 if self.parent_epoch == Some(epoch) {
@@ -322,8 +332,25 @@ async fn greet(framed: &mut ParentFramed, greeting: &Greeting) -> Result<Hello, 
         None => return Err(WireError::Protocol("closed before greeting".into())),
     };
     hello.check().map_err(|e| WireError::Protocol(e.to_string()))?;
-    framed.send(Down::Hello(greeting.ours.clone())).await?;
+    tokio::time::timeout(greeting.timeout, framed.send(Down::Hello(greeting.ours.clone())))
+        .await
+        .map_err(|_| WireError::Protocol("the greeting was not taken in time".into()))??;
     Ok(hello)
+}
+
+/// Writes `first` and whatever else is already queued, then flushes once.
+async fn write_batch<S>(sink: &mut S, first: Down, rx: &mut mpsc::Receiver<Down>) -> Result<(), WireError>
+where
+    S: futures_util::Sink<Down, Error = WireError> + Unpin,
+{
+    sink.feed(first).await?;
+    for _ in 0..256 {
+        match rx.try_recv() {
+            Ok(frame) => sink.feed(frame).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 async fn serve_child(
@@ -359,8 +386,17 @@ async fn serve_child(
             _ = cancel.cancelled() => break "dropped by the directory".to_string(),
             frame = rx.recv() => match frame {
                 Some(frame) => {
-                    if let Err(e) = sink.send(frame).await {
-                        break e.to_string();
+                    let write = tokio::select! {
+                        _ = cancel.cancelled() => break "dropped by the directory".to_string(),
+                        w = tokio::time::timeout(WRITE_DEADLINE, write_batch(&mut sink, frame, &mut rx)) => w,
+                    };
+                    match write {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break e.to_string(),
+                        Err(_) => {
+                            warn!(link, %addr, "closing connection: the child took nothing for {WRITE_DEADLINE:?}");
+                            break "not reading".to_string();
+                        }
                     }
                 }
                 None => break "dropped by the directory".to_string(),

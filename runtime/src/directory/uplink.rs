@@ -12,8 +12,10 @@ use crate::wire::{Hello, MessageCodec, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTO
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
@@ -22,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub(crate) enum UplinkEvent {
     /// Connected and greeted; frames for this epoch will now be sent.
     Connected { epoch: u64 },
-    /// A frame from the parent.
-    Frame(Down),
+    /// A frame from the parent, on the connection of `epoch` (the owner ignores frames of an
+    /// epoch it has already given up on).
+    Frame { epoch: u64, frame: Down },
     /// An attempt to connect failed (reported once per run of failures).
     Unreachable,
     /// The connection of this epoch is over.
@@ -37,8 +40,18 @@ pub(crate) struct UplinkHandle {
     resync: Arc<Notify>,
 }
 
-/// How many frames may wait for the parent before the link is reset and re-synchronised.
-const OUTBOX: usize = 4096;
+/// How many frames may wait for the parent before the link is reset and re-synchronised. Large
+/// enough for a full re-registration of a busy directory: a replay that overflowed it would
+/// reset the link again and again.
+const OUTBOX: usize = 65_536;
+
+/// How long one write to the parent may take; a parent that stops reading for longer is
+/// treated as lost.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A connection that lasted this long was healthy: the next reconnect starts at the shortest
+/// delay. Shorter ones back off, so a parent that accepts and then drops at once is not hammered.
+const STABLE: Duration = Duration::from_secs(5);
 
 impl UplinkHandle {
     /// Queues `frame` for the connection of `epoch`. Returns false if the queue is full, in
@@ -88,7 +101,9 @@ async fn run(
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = connect(addr, &hello) => r,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(addr, &hello)) => {
+                r.unwrap_or_else(|_| Err(WireError::Protocol("connect timed out".into())))
+            }
         };
         let (mut framed, parent) = match attempt {
             Ok(ok) => ok,
@@ -109,9 +124,9 @@ async fn run(
                 }
             }
         };
-        backoff.reset();
         quiet_failures = 0;
         epoch += 1;
+        let connected_at = Instant::now();
         tracing::info!(%addr, parent = %parent.name, id = %parent.id.short(), "connected to parent directory");
         if events.send(UplinkEvent::Connected { epoch }).await.is_err() {
             return;
@@ -124,8 +139,14 @@ async fn run(
                     None => return,
                     Some((e, _)) if e != epoch => continue,
                     Some((_, frame)) => {
-                        if let Err(e) = framed.send(frame).await {
-                            break e.to_string();
+                        let write = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            w = tokio::time::timeout(WRITE_DEADLINE, framed.send(frame)) => w,
+                        };
+                        match write {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break e.to_string(),
+                            Err(_) => break format!("the parent took no frame for {WRITE_DEADLINE:?}"),
                         }
                     }
                 },
@@ -133,7 +154,7 @@ async fn run(
                     None => break "closed by the parent".to_string(),
                     Some(Err(e)) => break e.to_string(),
                     Some(Ok(frame)) => {
-                        if events.send(UplinkEvent::Frame(frame)).await.is_err() {
+                        if events.send(UplinkEvent::Frame { epoch, frame }).await.is_err() {
                             return;
                         }
                     }
@@ -143,6 +164,14 @@ async fn run(
         tracing::warn!(%addr, %reason, "lost the parent directory; reconnecting");
         if events.send(UplinkEvent::Lost { epoch }).await.is_err() {
             return;
+        }
+        if connected_at.elapsed() >= STABLE {
+            backoff.reset();
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
         }
     }
 }

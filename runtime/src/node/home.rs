@@ -7,7 +7,7 @@
 //! [`Command`]s; connection readers send it [`Note`]s. It never waits on a socket or on an
 //! application: writes of control frames go through a per-connection writer task.
 
-use super::session::{start_conn, Ctl, PeerConn, Role, Session};
+use super::session::{new_conn, Ctl, PeerConn, Reader, Role, Session};
 use super::{Event, NodeConfig, PublishError, PublishStatus, SubscribeError};
 use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::directory::{Action, Attachments, Engine, Output, Search};
@@ -65,8 +65,10 @@ pub(crate) enum Command {
 
 /// Reports from connection tasks.
 pub(crate) enum Note {
-    Inbound(Arc<PeerConn>),
-    Connected(Arc<PeerConn>),
+    /// A subscriber's process connected to this one: register it, then start its reader.
+    Inbound(Arc<PeerConn>, Reader),
+    /// This process connected to a publisher's: register it, then start its reader.
+    Connected(Arc<PeerConn>, Reader),
     ConnectFailed {
         remote: ProcessId,
         reason: String,
@@ -130,6 +132,8 @@ struct LocalPub {
     sessions: HashSet<(u64, SessionId)>,
     /// The caller of `publish`, until a directory answers.
     reply: Option<(PublishReply, Instant)>,
+    /// A change of standing the application's queue had no room for.
+    status_due: Option<(Scope, PubState)>,
 }
 
 struct LocalSub {
@@ -323,6 +327,7 @@ impl State {
                 events,
                 sessions: HashSet::new(),
                 reply: Some((reply, deadline)),
+                status_due: None,
             },
         );
         self.engine.from_child(LOCAL, Up::Publish(info), &mut self.out);
@@ -390,8 +395,15 @@ impl State {
                 self.retract(id);
             }
         } else if at > Scope::Process {
-            let events = p.events.clone();
-            tokio::spawn(async move { events.send(Event::Status { at, state }).await });
+            // Only the latest standing matters: if the application is behind, keep it until the
+            // next tick rather than queueing without bound.
+            if let Err(mpsc::error::TrySendError::Full(Event::Status { at, state })) =
+                p.events.try_send(Event::Status { at, state })
+            {
+                p.status_due = Some((at, state));
+            } else {
+                p.status_due = None;
+            }
         }
     }
 
@@ -402,7 +414,11 @@ impl State {
                 self.parent_unreachable = false;
                 self.engine.parent_connected(&mut self.out);
             }
-            UplinkEvent::Frame(frame) => self.engine.from_parent(frame, &mut self.out),
+            UplinkEvent::Frame { epoch, frame } => {
+                if self.parent_epoch == Some(epoch) {
+                    self.engine.from_parent(frame, &mut self.out);
+                }
+            }
             UplinkEvent::Lost { epoch } => {
                 if self.parent_epoch == Some(epoch) {
                     self.parent_epoch = None;
@@ -438,6 +454,15 @@ impl State {
 
     fn on_tick(&mut self) {
         self.answer_waiting_publishers(true);
+        for p in self.pubs.values_mut() {
+            if let Some((at, state)) = p.status_due.take() {
+                if let Err(mpsc::error::TrySendError::Full(Event::Status { at, state })) =
+                    p.events.try_send(Event::Status { at, state })
+                {
+                    p.status_due = Some((at, state));
+                }
+            }
+        }
         let now = Instant::now();
         let expired: Vec<SessionId> = self
             .sub_sessions
@@ -460,7 +485,7 @@ impl State {
 
     fn on_note(&mut self, note: Note) {
         match note {
-            Note::Inbound(conn) => {
+            Note::Inbound(conn, reader) => {
                 let control = spawn_control_writer(conn.clone());
                 self.conns.insert(
                     conn.id,
@@ -470,8 +495,9 @@ impl State {
                         control,
                     },
                 );
+                reader.start();
             }
-            Note::Connected(conn) => {
+            Note::Connected(conn, reader) => {
                 let remote = conn.remote;
                 let id = conn.id;
                 let control = spawn_control_writer(conn.clone());
@@ -483,6 +509,7 @@ impl State {
                         control,
                     },
                 );
+                reader.start();
                 if let Some(Outbound::Connecting(waiting)) = self.outbound.insert(remote, Outbound::Ready(id))
                 {
                     for (session, sub, at, publisher) in waiting {
@@ -518,6 +545,14 @@ impl State {
                 } else if let Some(publication) = self.pub_sessions.remove(&(conn, session)) {
                     if let Some(p) = self.pubs.get_mut(&publication) {
                         p.sessions.remove(&(conn, session));
+                    }
+                    // The subscriber may have closed before this side handled its open; the
+                    // reader then learnt of the session after the close: end it there too.
+                    if let Some(entry) = self.conns.get(&conn) {
+                        entry.conn.ctl(Ctl::Remove {
+                            session,
+                            dropped: Some(reason),
+                        });
                     }
                 }
             }
@@ -564,7 +599,6 @@ impl State {
                 entry.conn.ctl(Ctl::Add {
                     session: s,
                     events: p.events.clone(),
-                    announce_now: true,
                 });
                 let _ = entry.control.send(PeerMsg::Opened { session });
                 p.sessions.insert((conn, session));
@@ -676,7 +710,6 @@ impl State {
         entry.conn.ctl(Ctl::Add {
             session: s,
             events: local.events.clone(),
-            announce_now: false,
         });
         let open = Open {
             session,
@@ -696,11 +729,12 @@ impl State {
         if publisher.process == self.id {
             let (a, b) = tokio::io::duplex(256 * 1024);
             let name = self.hello.name.clone();
-            let inbound = start_conn(home.next_conn_id(), b, self.id, name.clone(), None, home.clone());
-            let outbound = start_conn(home.next_conn_id(), a, self.id, name, None, home.clone());
+            let (inbound, in_reader) =
+                new_conn(home.next_conn_id(), b, self.id, name.clone(), None, home.clone());
+            let (outbound, out_reader) = new_conn(home.next_conn_id(), a, self.id, name, None, home.clone());
             tokio::spawn(async move {
-                let _ = home.notes.send(Note::Inbound(inbound)).await;
-                let _ = home.notes.send(Note::Connected(outbound)).await;
+                let _ = home.notes.send(Note::Inbound(inbound, in_reader)).await;
+                let _ = home.notes.send(Note::Connected(outbound, out_reader)).await;
             });
             return;
         }
@@ -710,14 +744,9 @@ impl State {
                 let note = match tokio::time::timeout(OPEN_TIMEOUT, dial(addr, expected, &hello)).await {
                     Ok(Ok((stream, remote))) => {
                         let id = home.next_conn_id();
-                        Note::Connected(start_conn(
-                            id,
-                            stream,
-                            remote.id,
-                            remote.name,
-                            Some(addr),
-                            home.clone(),
-                        ))
+                        let (conn, reader) =
+                            new_conn(id, stream, remote.id, remote.name, Some(addr), home.clone());
+                        Note::Connected(conn, reader)
                     }
                     Ok(Err(reason)) => Note::ConnectFailed {
                         remote: expected,
@@ -735,16 +764,28 @@ impl State {
     }
 }
 
-/// Writes a connection's control frames in the order the home issued them.
+/// Writes a connection's control frames in the order the home issued them. Once a session's
+/// `Opened` is written, the reader may announce the session to its publication. A failed write
+/// has already ended the connection.
 fn spawn_control_writer(conn: Arc<PeerConn>) -> mpsc::UnboundedSender<PeerMsg<'static>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<PeerMsg<'static>>();
-    tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if conn.control(msg).await.is_err() {
-                return;
+    tokio::spawn(
+        async move {
+            while let Some(msg) = rx.recv().await {
+                let opened = match &msg {
+                    PeerMsg::Opened { session } => Some(*session),
+                    _ => None,
+                };
+                if conn.control(msg).await.is_err() {
+                    return;
+                }
+                if let Some(session) = opened {
+                    conn.ctl(Ctl::Announce { session });
+                }
             }
         }
-    });
+        .in_current_span(),
+    );
     tx
 }
 
@@ -826,7 +867,7 @@ async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
                 if write_hello(&mut stream, &hello).await.is_err() {
                     return;
                 }
-                let conn = start_conn(
+                let (conn, reader) = new_conn(
                     home.next_conn_id(),
                     stream,
                     remote.id,
@@ -834,7 +875,7 @@ async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
                     Some(addr),
                     home.clone(),
                 );
-                let _ = home.notes.send(Note::Inbound(conn)).await;
+                let _ = home.notes.send(Note::Inbound(conn, reader)).await;
             }
             .in_current_span(),
         );

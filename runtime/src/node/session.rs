@@ -17,8 +17,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How long a [`Session::send`] may wait for a peer that is not reading.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,18 +131,35 @@ struct Reply {
 
 /// Instructions from the process's home to a connection's reader.
 pub(crate) enum Ctl {
-    /// Deliver the session's messages to `events`; announce it now (publisher side) or when
-    /// the publisher accepts (subscriber side).
+    /// Deliver the session's messages to `events` once it is announced.
     Add {
         session: Session,
         events: mpsc::Sender<Event>,
-        announce_now: bool,
     },
+    /// The publisher's `Opened` is on the wire: announce the session (`Delivered`) to the
+    /// publication. Announcing only now means nothing the publisher sends on the session can
+    /// overtake its acceptance.
+    Announce { session: SessionId },
     /// Stop delivering the session; if it was announced and `dropped` is given, say `Dropped`.
     Remove {
         session: SessionId,
         dropped: Option<String>,
     },
+}
+
+/// Cancels a connection if dropped while armed: a frame written in part (a send abandoned by
+/// its deadline or by its caller) cannot be resumed, so the connection is over.
+struct PoisonOnDrop<'a> {
+    closed: &'a CancellationToken,
+    armed: bool,
+}
+
+impl Drop for PoisonOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.closed.cancel();
+        }
+    }
 }
 
 impl PeerConn {
@@ -157,7 +177,12 @@ impl PeerConn {
             let w = &mut *w;
             w.buf.clear();
             encode(&mut w.buf).map_err(|e| SendError::Encode(e.to_string()))?;
+            let mut poison = PoisonOnDrop {
+                closed: &self.closed,
+                armed: true,
+            };
             let result = w.io.write_all(&w.buf).await;
+            poison.armed = false;
             if w.buf.capacity() > 1 << 20 {
                 w.buf = BytesMut::new();
             }
@@ -167,7 +192,8 @@ impl PeerConn {
             })
         };
         // A write to a closed connection fails by itself; the deadline only bounds a peer that
-        // stops reading. (Timeout polls the write first: no timer is armed when it completes.)
+        // stops reading, and a write cut short by it ends the connection (see `PoisonOnDrop`).
+        // (Timeout polls the write first: no timer is armed when it completes.)
         match deadline {
             Some(d) => tokio::time::timeout(d, write)
                 .await
@@ -441,15 +467,26 @@ struct Delivery {
     announced: bool,
 }
 
-/// Creates a connection over `io` and starts its reader; `home` hears of opens and endings.
-pub(crate) fn start_conn<IO>(
+/// A connection's reader, not yet started: the home registers the connection first, so that
+/// nothing the reader reports can arrive before the connection is known.
+pub(crate) struct Reader(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl Reader {
+    /// Starts reading.
+    pub(crate) fn start(self) {
+        tokio::spawn(self.0.in_current_span());
+    }
+}
+
+/// Creates a connection over `io` and its reader; `home` hears of opens and endings.
+pub(crate) fn new_conn<IO>(
     id: u64,
     io: IO,
     remote: ProcessId,
     remote_name: String,
     remote_addr: Option<SocketAddr>,
     home: Home,
-) -> Arc<PeerConn>
+) -> (Arc<PeerConn>, Reader)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -475,8 +512,8 @@ where
             .max_frame_length(MAX_SESSION_FRAME)
             .new_codec(),
     );
-    tokio::spawn(read_loop(conn.clone(), frames, ctl_rx, home));
-    conn
+    let reader = Reader(Box::pin(read_loop(conn.clone(), frames, ctl_rx, home)));
+    (conn, reader)
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -495,14 +532,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
             biased;
             _ = &mut closed => break "connection closed".to_string(),
             Some(c) = ctl.recv() => match c {
-                Ctl::Add { session, events, announce_now } => {
-                    let id = session.id();
-                    let mut d = Delivery { session, events, announced: false };
-                    if announce_now {
+                Ctl::Add { session, events } => {
+                    let d = Delivery { session, events, announced: false };
+                    sessions.insert(d.session.id(), d);
+                }
+                Ctl::Announce { session } => {
+                    if let Some(d) = sessions.get_mut(&session).filter(|d| !d.announced) {
                         d.announced = true;
                         let _ = d.events.send(Event::Delivered(d.session.clone())).await;
                     }
-                    sessions.insert(id, d);
                 }
                 Ctl::Remove { session, dropped } => {
                     if let (Some(d), Some(reason)) = (sessions.remove(&session), dropped) {
@@ -524,6 +562,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
     };
     conn.closed.cancel();
     conn.pending.lock().expect("pending lock").clear();
+    // Tell the peer too (its reader sees the end), even while sessions keep this side alive.
+    let writer = conn.clone();
+    tokio::spawn(async move {
+        let shutdown = async { writer.writer.lock().await.io.shutdown().await };
+        let _ = tokio::time::timeout(SEND_TIMEOUT, shutdown).await;
+    });
     for (_, d) in sessions.drain() {
         announce_dropped(d, reason.clone()).await;
     }
@@ -570,7 +614,7 @@ async fn on_frame(
                 }
                 return Ok(());
             }
-            let Some(d) = sessions.get(&data.session) else {
+            let Some(d) = sessions.get(&data.session).filter(|d| d.announced) else {
                 tracing::debug!(session = %data.session, "message for an unknown session dropped");
                 return Ok(());
             };
