@@ -219,7 +219,8 @@ impl Directory {
     fn send_down(&mut self, link: LinkId, frame: Down) {
         let Some(l) = self.links.get(&link) else { return };
         log_down(link, &l.hello, &frame);
-        if l.tx.try_send(frame).is_err() {
+        if let Err(mpsc::error::TrySendError::Full(_)) = l.tx.try_send(frame) {
+            // (A closed queue means the child's task has ended; its `Closed` event follows.)
             warn!(link, peer = %l.hello.name, "child is not reading (queue full); dropping it");
             l.cancel.cancel();
             self.links.remove(&link);
