@@ -14,6 +14,8 @@ use std::process::ExitCode;
 /// Compose processes into a home of roles, and manage them.
 ///
 /// A home is a folder of roles: each a name, an executable and the arguments it starts with.
+/// `run` (foreground) or `start` (background) runs them as one composite process under
+/// group-cake, which restarts them by the group's policy and keeps their logs and history.
 #[derive(Parser)]
 #[command(name = "layer-cake", version, propagate_version = true)]
 struct Cli {
@@ -30,8 +32,16 @@ enum Command {
     Add(cmd::add::Add),
     Update(cmd::update::Update),
     Delete(cmd::delete::Delete),
+    Edit(cmd::edit::Edit),
     List(cmd::list::List),
     Destroy(cmd::destroy::Destroy),
+    Run(cmd::run::Run),
+    Start(cmd::start::Start),
+    Stop(cmd::stop::Stop),
+    Status(cmd::status::Status),
+    History(cmd::history::History),
+    Returned(cmd::returned::Returned),
+    Log(cmd::log::Log),
 }
 
 fn main() -> ExitCode {
@@ -41,8 +51,16 @@ fn main() -> ExitCode {
         Command::Add(c) => c.run(&cli.home_path),
         Command::Update(c) => c.run(&cli.home_path),
         Command::Delete(c) => c.run(&cli.home_path),
+        Command::Edit(c) => c.run(&cli.home_path),
         Command::List(c) => c.run(&cli.home_path),
         Command::Destroy(c) => c.run(&cli.home_path),
+        Command::Run(c) => c.run(&cli.home_path),
+        Command::Start(c) => c.run(&cli.home_path),
+        Command::Stop(c) => c.run(&cli.home_path),
+        Command::Status(c) => c.run(&cli.home_path),
+        Command::History(c) => c.run(&cli.home_path),
+        Command::Returned(c) => c.run(&cli.home_path),
+        Command::Log(c) => c.run(&cli.home_path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

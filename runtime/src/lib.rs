@@ -21,10 +21,12 @@ pub mod backoff;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod directory;
+pub mod fsutil;
 #[cfg(feature = "home")]
 pub mod home;
 pub mod ids;
 pub mod node;
+pub mod role;
 mod scope;
 pub mod wire;
 

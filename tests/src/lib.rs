@@ -230,3 +230,5 @@ pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
         + 1;
     line[start..].split_whitespace().next().unwrap_or("")
 }
+
+pub mod home;

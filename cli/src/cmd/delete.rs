@@ -23,6 +23,7 @@ impl Delete {
         if roles.is_empty() && !self.all_roles {
             bail!("no role matches {}", self.search.join(" "));
         }
+        home.check_not_running(&roles)?;
         for role in roles {
             home.delete(&role)?;
             println!("deleted {role}");

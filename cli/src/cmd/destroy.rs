@@ -15,6 +15,7 @@ pub struct Destroy {
 impl Destroy {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let home = Home::open(self.home.as_deref().unwrap_or(home_path))?;
+        home.lock()?;
         let shown = home.path().display().to_string();
         home.destroy()?;
         println!("destroyed {shown}");

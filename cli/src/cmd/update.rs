@@ -32,6 +32,12 @@ impl Update {
             if self.executable.is_some() || self.args.is_some() {
                 bail!("the group has no executable or arguments; give --retry, --main-role or a directory");
             }
+            if home.is_running()? {
+                bail!(
+                    "{} is running: stop it first to change the group's settings",
+                    home.path().display()
+                );
+            }
             let mut group = home.group()?;
             if !self.group.apply(&mut group) {
                 bail!(
@@ -53,6 +59,7 @@ impl Update {
         if self.executable.is_none() && self.args.is_none() && g.retry.is_none() {
             bail!("nothing to update: give --executable, --retry or arguments after --");
         }
+        home.check_not_running(&roles)?;
         let executable = self.executable.as_deref().map(resolve_executable).transpose()?;
         for role in roles {
             let mut settings = home.role(&role)?;

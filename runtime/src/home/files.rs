@@ -2,34 +2,22 @@
 
 use super::{io_error, HomeError};
 use serde::{de::DeserializeOwned, Serialize};
-use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed to disk, then
-/// renamed over `path`. Readers see the old file or the new one, never half of either.
+/// Writes `bytes` to `path` atomically and durably (see [`crate::fsutil::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_error(path))
+    crate::fsutil::write_atomic(path, bytes, true).map_err(io_error(path))
 }
 
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), HomeError> {
-    let mut text = serde_json::to_vec_pretty(value).expect("settings encode");
+    write_json_with(path, value, true)
+}
+
+/// Writes `value` as pretty JSON, atomically; flushed to disk first when `durable`.
+pub(crate) fn write_json_with<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<(), HomeError> {
+    let mut text = serde_json::to_vec_pretty(value).expect("home files encode");
     text.push(b'\n');
-    write_atomic(path, &text)
+    crate::fsutil::write_atomic(path, &text, durable).map_err(io_error(path))
 }
 
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, HomeError> {

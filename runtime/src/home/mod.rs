@@ -9,10 +9,14 @@
 //!   roles/<role>/role.json  a role: its executable and the arguments it is started with
 //! ```
 //!
+//! A running composite adds its own files ([`run`], [`log`]).
+//!
 //! Every write goes to a temporary file in the same folder and is renamed over the old one,
 //! so a crash never leaves a half-written settings file.
 
 mod files;
+pub mod log;
+pub mod run;
 mod settings;
 
 pub use files::write_atomic;
@@ -73,6 +77,17 @@ pub enum HomeError {
         /// The decoder's explanation.
         reason: String,
     },
+    /// The home is being run by a group-cake.
+    #[error("{} is running (group-cake pid {}); stop it first with `layer-cake stop`", home.display(), pid.map_or("unknown".to_string(), |p| p.to_string()))]
+    Running {
+        /// The home.
+        home: PathBuf,
+        /// The group-cake running it, if known.
+        pid: Option<u32>,
+    },
+    /// Roles that a command would change are running.
+    #[error("{} running: stop {} first", match .0.len() { 1 => format!("role {} is", .0[0]), _ => format!("roles {} are", .0.join(", ")) }, if .0.len() == 1 { "it" } else { "them" })]
+    RolesRunning(Vec<String>),
     /// The file system refused.
     #[error("{path}: {source}")]
     Io {

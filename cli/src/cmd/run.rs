@@ -1,0 +1,47 @@
+//! `layer-cake run`: the composite process in the foreground.
+
+use super::{check_main_role, group_cake_command, select_existing};
+use anyhow::{anyhow, Result};
+use clap::Args;
+use layer_cake::home::Home;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+/// Run roles as one composite process, in the foreground.
+///
+/// group-cake (the group's directory and supervisor) starts every selected role at once, with
+/// the group's directory in LC_DIRECTORY so they find each other at GROUP scope. Each line the
+/// roles print comes to stderr tagged `role[pid]` (and goes to the role's log). Ctrl-C stops
+/// every role in order: SIGTERM, a grace period, then SIGKILL; it returns once all are gone.
+/// With a main role, the composite ends when that role ends, with its exit status; otherwise
+/// it runs while any role runs, then reports how each ended.
+#[derive(Args)]
+pub struct Run {
+    /// Only the roles matching these regular expressions (whole names); all when none.
+    search: Vec<String>,
+    /// End when this role ends, with its exit status (over the group's setting).
+    #[arg(long, value_name = "ROLE")]
+    main_role: Option<String>,
+    /// How long roles get to end after SIGTERM before they are killed, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    grace_ms: u64,
+}
+
+impl Run {
+    pub fn run(self, home_path: &Path) -> Result<()> {
+        let home = Home::open(home_path)?;
+        let roles = select_existing(&home, &self.search)?;
+        check_main_role(self.main_role.as_deref(), &roles)?;
+        home.lock()?;
+        // group-cake takes over this process: signals, exit status and all.
+        let error = group_cake_command(
+            home.path(),
+            &self.search,
+            self.main_role.as_deref(),
+            self.grace_ms,
+            true,
+        )
+        .exec();
+        Err(anyhow!("cannot run {}: {error}", super::group_cake().display()))
+    }
+}

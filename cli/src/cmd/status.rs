@@ -1,0 +1,140 @@
+//! `layer-cake status`: what a running composite's roles are doing.
+
+use super::{human_duration, since};
+use anyhow::Result;
+use clap::Args;
+use layer_cake::home::run::{Outcome, RoleState};
+use layer_cake::home::Home;
+use regex::Regex;
+use serde::Serialize;
+use std::path::Path;
+
+/// Show the running composite's roles: each role's state, or with --long-listing its pid,
+/// time up, restarts and how its last process ended; --json for scripts.
+#[derive(Args)]
+pub struct Status {
+    /// Only roles matching these regular expressions (whole names).
+    search: Vec<String>,
+    /// Pid, time up, restarts and last outcome too.
+    #[arg(short = 'l', long)]
+    long_listing: bool,
+    /// One JSON document, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    running: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    directory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    up_seconds: Option<f64>,
+    roles: Vec<Row>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    role: String,
+    state: RoleState,
+    pid: Option<u32>,
+    /// Seconds in this state (for a running role: since its process started).
+    seconds: f64,
+    restarts: u32,
+    last: Option<Outcome>,
+}
+
+impl Status {
+    pub fn run(self, home_path: &Path) -> Result<()> {
+        let home = Home::open(home_path)?;
+        let patterns = self
+            .search
+            .iter()
+            .map(|s| Regex::new(&format!("^(?:{s})$")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(status) = home.running()? else {
+            if self.json {
+                let report = Report {
+                    running: false,
+                    pid: None,
+                    directory: None,
+                    up_seconds: None,
+                    roles: Vec::new(),
+                };
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{} is not running", home.path().display());
+            }
+            return Ok(());
+        };
+        let rows: Vec<Row> = status
+            .roles
+            .iter()
+            .filter(|(name, _)| patterns.is_empty() || patterns.iter().any(|p| p.is_match(name)))
+            .map(|(name, r)| Row {
+                role: name.clone(),
+                state: r.state,
+                pid: r.pid,
+                seconds: since(r.since).as_secs_f64(),
+                restarts: r.restarts,
+                last: r.last.clone(),
+            })
+            .collect();
+        if self.json {
+            let report = Report {
+                running: true,
+                pid: Some(status.pid),
+                directory: Some(status.directory.to_string()),
+                up_seconds: Some(since(status.started).as_secs_f64()),
+                roles: rows,
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        let width = rows.iter().map(|r| r.role.len()).max().unwrap_or(4).max(4);
+        if !self.long_listing {
+            for r in &rows {
+                println!("{:width$}  {}", r.role, state_name(r.state));
+            }
+            return Ok(());
+        }
+        println!(
+            "group-cake pid {}, directory {}, up {}",
+            status.pid,
+            status.directory,
+            human_duration(since(status.started))
+        );
+        println!(
+            "{:width$}  {:10}  {:>7}  {:>7}  {:>8}  LAST",
+            "ROLE", "STATE", "PID", "UP", "RESTARTS"
+        );
+        for r in &rows {
+            let pid = r.pid.map_or("-".to_string(), |p| p.to_string());
+            let up = if r.state == RoleState::Running {
+                human_duration(std::time::Duration::from_secs_f64(r.seconds))
+            } else {
+                "-".to_string()
+            };
+            let last = r.last.as_ref().map_or("-".to_string(), Outcome::to_string);
+            println!(
+                "{:width$}  {:10}  {pid:>7}  {up:>7}  {:>8}  {last}",
+                r.role,
+                state_name(r.state),
+                r.restarts
+            );
+        }
+        Ok(())
+    }
+}
+
+fn state_name(state: RoleState) -> &'static str {
+    match state {
+        RoleState::Running => "running",
+        RoleState::Restarting => "restarting",
+        RoleState::Ended => "ended",
+        RoleState::Failed => "FAILED",
+        RoleState::Stopped => "stopped",
+    }
+}

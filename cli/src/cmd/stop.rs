@@ -1,0 +1,44 @@
+//! `layer-cake stop`: end the background composite.
+
+use super::wait_until;
+use anyhow::{bail, Result};
+use clap::Args;
+use layer_cake::home::Home;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::time::Duration;
+
+/// Stop the composite started with `layer-cake start` (or `run`, from another terminal).
+///
+/// Asks group-cake to stop (SIGTERM): it stops every role in order (SIGTERM, the grace period,
+/// then SIGKILL) and ends. Returns once it has.
+#[derive(Args)]
+pub struct Stop {
+    /// How long to wait for the composite to end, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+}
+
+impl Stop {
+    pub fn run(self, home_path: &Path) -> Result<()> {
+        let home = Home::open(home_path)?;
+        let Some(status) = home.running()? else {
+            bail!("{} is not running", home.path().display());
+        };
+        match kill(Pid::from_raw(status.pid as i32), Signal::SIGTERM) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => bail!("cannot signal group-cake (pid {}): {e}", status.pid),
+        }
+        let timeout = Duration::from_secs(self.timeout);
+        if !wait_until(timeout, || Ok(!home.is_running()?))? {
+            bail!(
+                "group-cake (pid {}) is still stopping after {timeout:?}; see {}",
+                status.pid,
+                home.run_dir().join("group-cake.log").display()
+            );
+        }
+        println!("stopped (group-cake pid {})", status.pid);
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! One process of a role: started, its output read into the role's log, signalled, reaped.
+
+use jiff::Timestamp;
+use layer_cake::home::log::LogWriter;
+use layer_cake::home::run::Outcome;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+/// Lines longer than this are cut into pieces.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Where a role's output goes: its log, and (for `run`) stderr, tagged.
+pub struct Output {
+    /// The role's log.
+    pub log: Mutex<LogWriter>,
+    /// Also copy each line to stderr as `role[pid] text`.
+    pub echo: bool,
+    /// The role's name.
+    pub role: String,
+}
+
+impl Output {
+    /// Writes lines to the log (one write) and, when echoing, to stderr.
+    pub fn lines(&self, pid: u32, lines: &[&[u8]]) {
+        let at = Timestamp::now();
+        {
+            let mut log = self.log.lock().expect("log lock");
+            for line in lines {
+                log.push(at, pid, line);
+            }
+            if let Err(e) = log.flush() {
+                tracing::warn!(role = %self.role, error = %e, "cannot write the role's log");
+            }
+        }
+        if self.echo {
+            let mut err = std::io::stderr().lock();
+            for line in lines {
+                let _ = writeln!(
+                    err,
+                    "{}[{pid}] {}",
+                    self.role,
+                    String::from_utf8_lossy(line).trim_end()
+                );
+            }
+        }
+    }
+
+    /// A line of group-cake's own about the role (start, end), in its log and on stderr.
+    pub fn note(&self, pid: u32, text: &str) {
+        self.lines(pid, &[format!("--- {text}").as_bytes()]);
+    }
+}
+
+/// What a role process reports to the supervisor.
+#[derive(Debug)]
+pub struct Exited {
+    /// The role's index.
+    pub role: usize,
+    /// Which start of the role it was.
+    pub generation: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// A running role process, from the supervisor's side.
+pub struct Running {
+    /// Its process id.
+    pub pid: u32,
+    signals: mpsc::UnboundedSender<Signal>,
+}
+
+impl Running {
+    /// Sends it `signal` (if it has not been reaped yet).
+    pub fn signal(&self, signal: Signal) {
+        let _ = self.signals.send(signal);
+    }
+}
+
+/// How to start one process of a role.
+pub struct Start<'a> {
+    /// The program.
+    pub executable: &'a Path,
+    /// Its arguments.
+    pub args: &'a [String],
+    /// Extra environment.
+    pub env: &'a [(&'static str, String)],
+    /// The process group to join.
+    pub group: Option<i32>,
+}
+
+/// Starts the process; a task reads its output and reports its end on `exits`.
+pub fn spawn(
+    start: Start<'_>,
+    role: usize,
+    generation: u64,
+    output: Arc<Output>,
+    exits: mpsc::Sender<Exited>,
+) -> std::io::Result<Running> {
+    let mut command = Command::new(start.executable);
+    command
+        .args(start.args)
+        .envs(start.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    if let Some(group) = start.group {
+        command.process_group(group);
+    }
+    let mut child = command.spawn()?;
+    let pid = child.id().unwrap_or_default();
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(out, pid, output.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, pid, output));
+    }
+    let (signals, mut incoming) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                Some(signal) = incoming.recv() => {
+                    // Not reaped yet, so the pid is still this process's.
+                    let _ = kill(Pid::from_raw(pid as i32), signal);
+                }
+            }
+        };
+        let outcome = match status {
+            Ok(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => Outcome::Exited { code },
+                (None, Some(signal)) => Outcome::Signalled {
+                    signal,
+                    name: Signal::try_from(signal)
+                        .map_or_else(|_| format!("signal {signal}"), |s| s.to_string()),
+                },
+                (None, None) => Outcome::Exited { code: -1 },
+            },
+            Err(e) => Outcome::NotStarted {
+                reason: format!("cannot wait for it: {e}"),
+            },
+        };
+        let _ = exits
+            .send(Exited {
+                role,
+                generation,
+                outcome,
+            })
+            .await;
+    });
+    Ok(Running { pid, signals })
+}
+
+/// Reads one output stream into the role's output, a chunk of lines at a time.
+async fn pump<R: AsyncRead + Unpin>(mut stream: R, pid: u32, output: Arc<Output>) {
+    let mut buf = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut lines = Vec::new();
+        let mut rest = &buf[..];
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            lines.push(&rest[..end]);
+            rest = &rest[end + 1..];
+        }
+        while rest.len() > MAX_LINE {
+            lines.push(&rest[..MAX_LINE]);
+            rest = &rest[MAX_LINE..];
+        }
+        if !lines.is_empty() {
+            output.lines(pid, &lines);
+        }
+        let kept = rest.len();
+        let from = buf.len() - kept;
+        buf.copy_within(from.., 0);
+        buf.truncate(kept);
+    }
+    if !buf.is_empty() {
+        output.lines(pid, &[&buf]);
+    }
+}

@@ -1,0 +1,457 @@
+//! The composite process: group-cake starting a home's roles, restarting them by their policy,
+//! and stopping them in order.
+//!
+//! One task owns every role's state. Each role process has a small task of its own (see
+//! [`crate::child`]) that reads its output and reports its end; restarts are timers in the
+//! owner's loop. The home's `run/status.json` is rewritten after every change, and each role's
+//! history on every start and end, so the CLI can show them.
+
+use crate::child::{self, Exited, Output, Running, Start};
+use crate::retry::{Next, Restarts};
+use crate::sentinel::Sentinel;
+use jiff::Timestamp;
+use layer_cake::home::log::{LogWriter, LOG_CAP};
+use layer_cake::home::run::{CompositeState, Outcome, RoleState, RoleStatus, Run, RunLock, Status};
+use layer_cake::home::{Home, RoleSettings};
+use layer_cake::node::DIRECTORY_ENV;
+use layer_cake::role::{GROUP_PID_ENV, HOME_ENV, RETURNED_ENV, ROLE_ENV};
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+/// How long roles get after SIGKILL before group-cake stops waiting for them.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// What to run, and how.
+pub struct Options {
+    /// The home.
+    pub home: Home,
+    /// The roles to run (already selected and checked).
+    pub roles: Vec<String>,
+    /// The role whose end ends the composite.
+    pub main_role: Option<String>,
+    /// Copy the roles' output to stderr (`layer-cake run`).
+    pub foreground: bool,
+    /// How long roles get to end after SIGTERM.
+    pub grace: Duration,
+    /// The group's directory, which roles join.
+    pub directory: SocketAddr,
+}
+
+struct Role {
+    name: String,
+    settings: RoleSettings,
+    restarts: Option<Restarts>,
+    output: Arc<Output>,
+    status: RoleStatus,
+    generation: u64,
+    running: Option<Running>,
+    /// When the current process started (monotonic; for the policy's `stable`).
+    started_at: Instant,
+    /// When the current process started (for its history entry).
+    run_start: Timestamp,
+    next_start: Option<Instant>,
+}
+
+/// Why the composite is ending.
+enum End {
+    /// Asked to stop (a signal).
+    Stopped(&'static str),
+    /// The main role ended, with this status.
+    MainEnded(i32),
+    /// No role is left running or restarting.
+    AllEnded,
+}
+
+struct Supervisor {
+    home: Home,
+    roles: Vec<Role>,
+    status: Status,
+    main_role: Option<usize>,
+    group: Option<i32>,
+    exits_tx: mpsc::Sender<Exited>,
+    stopping: bool,
+    main_ended: Option<i32>,
+    dirty: bool,
+    /// Roles whose history needs the start of their current run recorded.
+    to_record: Vec<usize>,
+}
+
+/// Runs the composite until it ends; returns the exit status for group-cake.
+pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // A closed terminal must not end a composite started in the background.
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let sentinel = match Sentinel::start(options.grace) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot start the sentinel: roles may outlive group-cake if it is killed");
+            None
+        }
+    };
+    let (exits_tx, mut exits) = mpsc::channel::<Exited>(1024);
+    let mut roles = Vec::with_capacity(options.roles.len());
+    let now = Timestamp::now();
+    let group_retry = options.home.group()?.retry;
+    for name in &options.roles {
+        let settings = options.home.role(name)?;
+        let policy = settings.retry.clone().or_else(|| group_retry.clone());
+        let log = LogWriter::open(&options.home, name, LOG_CAP)?;
+        roles.push(Role {
+            name: name.clone(),
+            restarts: policy.map(Restarts::new),
+            settings,
+            output: Arc::new(Output {
+                log: Mutex::new(log),
+                echo: options.foreground,
+                role: name.clone(),
+            }),
+            status: RoleStatus {
+                state: RoleState::Ended,
+                pid: None,
+                since: now,
+                restarts: 0,
+                next_start: None,
+                last: None,
+            },
+            generation: 0,
+            running: None,
+            started_at: Instant::now(),
+            run_start: now,
+            next_start: None,
+        });
+    }
+    let main_role = match &options.main_role {
+        Some(main) => Some(
+            roles
+                .iter()
+                .position(|r| &r.name == main)
+                .ok_or_else(|| anyhow::anyhow!("the main role {main:?} is not among the roles run"))?,
+        ),
+        None => None,
+    };
+    let mut sup = Supervisor {
+        status: Status {
+            pid: std::process::id(),
+            directory: options.directory,
+            started: now,
+            foreground: options.foreground,
+            state: CompositeState::Starting,
+            main_role: options.main_role.clone(),
+            roles: BTreeMap::new(),
+        },
+        home: options.home,
+        roles,
+        main_role,
+        group: sentinel.as_ref().map(Sentinel::group),
+        exits_tx,
+        stopping: false,
+        main_ended: None,
+        dirty: true,
+        to_record: Vec::new(),
+    };
+
+    // Every role at once: no waiting for one before starting the next.
+    for i in 0..sup.roles.len() {
+        sup.start(i);
+    }
+    sup.status.state = CompositeState::Running;
+    sup.save();
+    info!(roles = sup.roles.len(), directory = %options.directory, "composite running");
+
+    let end = loop {
+        if let Some(code) = sup.main_ended {
+            break End::MainEnded(code);
+        }
+        if !sup.roles.iter().any(|r| r.status.state.is_active()) {
+            break End::AllEnded;
+        }
+        let next_start = sup.roles.iter().filter_map(|r| r.next_start).min();
+        tokio::select! {
+            Some(exit) = exits.recv() => sup.on_exit(exit),
+            _ = tokio::time::sleep_until(next_start.unwrap_or_else(Instant::now)), if next_start.is_some() => {
+                sup.start_due();
+            }
+            _ = sigint.recv() => break End::Stopped("interrupted"),
+            _ = sigterm.recv() => break End::Stopped("asked to stop"),
+            _ = sighup.recv() => info!("hang-up ignored"),
+        }
+        sup.save();
+    };
+
+    match &end {
+        End::Stopped(why) => info!("{why}: stopping every role"),
+        End::MainEnded(code) => info!(code, "the main role ended: stopping the others"),
+        End::AllEnded => info!("every role has ended"),
+    }
+    sup.stop(&mut exits, options.grace).await;
+    if let Some(sentinel) = sentinel {
+        sentinel.finish(options.grace + Duration::from_secs(1)).await;
+    }
+    sup.report();
+    Ok(match end {
+        End::MainEnded(code) => code,
+        End::Stopped(_) => 0,
+        End::AllEnded => {
+            let all_ok = sup
+                .roles
+                .iter()
+                .all(|r| r.status.last.as_ref().is_some_and(Outcome::is_success));
+            if all_ok {
+                0
+            } else {
+                1
+            }
+        }
+    })
+}
+
+impl Supervisor {
+    /// Starts one process of role `i`.
+    fn start(&mut self, i: usize) {
+        let home = self.home.path().display().to_string();
+        let returned = self.home.returned_file(&self.roles[i].name);
+        let _ = std::fs::remove_file(&returned);
+        let role = &mut self.roles[i];
+        role.generation += 1;
+        role.next_start = None;
+        role.status.next_start = None;
+        let env = [
+            (DIRECTORY_ENV, self.status.directory.to_string()),
+            (ROLE_ENV, role.name.clone()),
+            (HOME_ENV, home),
+            (RETURNED_ENV, returned.display().to_string()),
+            (GROUP_PID_ENV, std::process::id().to_string()),
+        ];
+        let start = Start {
+            executable: &role.settings.executable,
+            args: &role.settings.args,
+            env: &env,
+            group: self.group,
+        };
+        let now = Timestamp::now();
+        match child::spawn(
+            start,
+            i,
+            role.generation,
+            role.output.clone(),
+            self.exits_tx.clone(),
+        ) {
+            Ok(running) => {
+                role.output.note(
+                    running.pid,
+                    &format!("started ({})", role.settings.executable.display()),
+                );
+                role.status.state = RoleState::Running;
+                role.status.pid = Some(running.pid);
+                role.status.since = now;
+                role.started_at = Instant::now();
+                role.run_start = now;
+                role.running = Some(running);
+                self.to_record.push(i);
+            }
+            Err(e) => {
+                let reason = format!("{}: {e}", role.settings.executable.display());
+                error!(role = %role.name, %reason, "cannot start the role");
+                role.started_at = Instant::now();
+                role.run_start = now;
+                let generation = role.generation;
+                self.on_exit(Exited {
+                    role: i,
+                    generation,
+                    outcome: Outcome::NotStarted { reason },
+                });
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Starts the roles whose restart is due.
+    fn start_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<usize> = (0..self.roles.len())
+            .filter(|i| self.roles[*i].next_start.is_some_and(|t| t <= now))
+            .collect();
+        for i in due {
+            self.roles[i].status.restarts += 1;
+            self.start(i);
+        }
+    }
+
+    fn on_exit(&mut self, exit: Exited) {
+        let role = &mut self.roles[exit.role];
+        if exit.generation != role.generation {
+            return;
+        }
+        let pid = role.running.take().map(|r| r.pid);
+        let now = Timestamp::now();
+        let returned = read_returned(&self.home.returned_file(&role.name));
+        let run = Run {
+            start: role.run_start,
+            end: Some(now),
+            pid,
+            outcome: Some(exit.outcome.clone()),
+            returned,
+        };
+        if let Err(e) = self.home.record_run(&role.name, &run) {
+            warn!(role = %role.name, error = %e, "cannot record the run");
+        }
+        self.to_record.retain(|i| *i != exit.role);
+        role.output.note(pid.unwrap_or(0), &exit.outcome.to_string());
+        role.status.pid = None;
+        role.status.since = now;
+        role.status.last = Some(exit.outcome.clone());
+        self.dirty = true;
+        if self.stopping {
+            role.status.state = RoleState::Stopped;
+            return;
+        }
+        if Some(exit.role) == self.main_role {
+            info!(role = %role.name, outcome = %exit.outcome, "main role ended");
+            role.status.state = RoleState::Ended;
+            self.main_ended = Some(exit.outcome.exit_code());
+            return;
+        }
+        let ran = role.started_at.elapsed();
+        match role
+            .restarts
+            .as_mut()
+            .map(|r| r.on_exit(ran, std::time::Instant::now(), fastrand::f64()))
+        {
+            None => {
+                info!(role = %role.name, outcome = %exit.outcome, "role ended");
+                role.status.state = RoleState::Ended;
+            }
+            Some(Next::After(delay)) => {
+                info!(role = %role.name, outcome = %exit.outcome, ?delay, "role ended; restarting");
+                role.status.state = RoleState::Restarting;
+                role.next_start = Some(Instant::now() + delay);
+                role.status.next_start = Timestamp::now().checked_add(delay).ok();
+            }
+            Some(Next::Failed { intensity, period }) => {
+                let text = format!(
+                    "failed: more than {intensity} restarts within {}s; left stopped",
+                    period.as_secs_f64()
+                );
+                error!(role = %role.name, "{text}");
+                role.output.note(0, &text);
+                role.status.state = RoleState::Failed;
+            }
+        }
+    }
+
+    /// Writes what changed: history entries of runs just started, then the status.
+    fn save(&mut self) {
+        for i in std::mem::take(&mut self.to_record) {
+            let role = &self.roles[i];
+            let run = Run {
+                start: role.run_start,
+                end: None,
+                pid: role.status.pid,
+                outcome: None,
+                returned: None,
+            };
+            if let Err(e) = self.home.record_run(&role.name, &run) {
+                warn!(role = %role.name, error = %e, "cannot record the run");
+            }
+        }
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        self.status.roles = self
+            .roles
+            .iter()
+            .map(|r| (r.name.clone(), r.status.clone()))
+            .collect();
+        if let Err(e) = self.home.save_status(&self.status) {
+            warn!(error = %e, "cannot write the status");
+        }
+    }
+
+    /// SIGTERM to every role process, SIGKILL to what remains after `grace`; returns when
+    /// every process has been reaped (or, for processes that survive SIGKILL, after a while).
+    async fn stop(&mut self, exits: &mut mpsc::Receiver<Exited>, grace: Duration) {
+        self.stopping = true;
+        self.status.state = CompositeState::Stopping;
+        for role in &mut self.roles {
+            role.next_start = None;
+            role.status.next_start = None;
+            if role.status.state == RoleState::Restarting {
+                role.status.state = RoleState::Stopped;
+            }
+        }
+        self.dirty = true;
+        self.save();
+        self.signal_all(Signal::SIGTERM);
+        for (deadline, then) in [(grace, Some(Signal::SIGKILL)), (KILL_WAIT, None)] {
+            let until = Instant::now() + deadline;
+            while self.roles.iter().any(|r| r.running.is_some()) {
+                match tokio::time::timeout_at(until, exits.recv()).await {
+                    Ok(Some(exit)) => self.on_exit(exit),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            match then {
+                Some(signal) if self.roles.iter().any(|r| r.running.is_some()) => {
+                    warn!("roles still running after {grace:?}: killing them");
+                    self.signal_all(signal);
+                }
+                _ => {}
+            }
+        }
+        for role in &self.roles {
+            if let Some(r) = &role.running {
+                error!(role = %role.name, pid = r.pid, "the role's process did not end even when killed");
+            }
+        }
+        self.status.state = CompositeState::Stopped;
+        self.dirty = true;
+        self.save();
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        for role in &self.roles {
+            if let Some(running) = &role.running {
+                running.signal(signal);
+            }
+        }
+    }
+
+    /// Every role's outcome, on stderr.
+    fn report(&self) {
+        let width = self.roles.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        for role in &self.roles {
+            let outcome = role
+                .status
+                .last
+                .as_ref()
+                .map_or("never ran".to_string(), Outcome::to_string);
+            let state = match role.status.state {
+                RoleState::Failed => " (failed: restart limit reached)",
+                _ => "",
+            };
+            eprintln!(
+                "{:width$}  {outcome}, {} restarts{state}",
+                role.name, role.status.restarts
+            );
+        }
+    }
+}
+
+/// The result a role left (JSON; anything else is kept as text).
+fn read_returned(path: &std::path::Path) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    )
+}

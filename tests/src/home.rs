@@ -1,0 +1,153 @@
+//! A home in a temporary folder, driven with the real `layer-cake` binary.
+
+use crate::{bin, WAIT};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A temporary folder holding a home (`.layer-cake`), and the CLI pointed at it. Dropping it
+/// stops the composite if it runs and kills any role process still recorded, then removes
+/// the folder.
+pub struct TestHome {
+    dir: tempfile::TempDir,
+    /// Processes the test started itself, killed on drop.
+    pub extra_pids: Vec<u32>,
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHome {
+    /// An empty folder (no home yet).
+    pub fn new() -> TestHome {
+        bin("layer-cake");
+        TestHome {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            extra_pids: Vec::new(),
+        }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The home folder in it.
+    pub fn home(&self) -> PathBuf {
+        self.dir().join(".layer-cake")
+    }
+
+    /// A `layer-cake` command run in the folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("layer-cake"));
+        cmd.args(args)
+            .current_dir(self.dir())
+            .env_remove("LC_HOME")
+            .env_remove("LC_DIRECTORY")
+            .env("LC_DEBUG_LEVEL", "warn");
+        cmd
+    }
+
+    /// Runs `layer-cake args...` to the end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("layer-cake runs")
+    }
+
+    /// Runs it, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "layer-cake {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs it, asserting failure with status 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "layer-cake {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `layer-cake status --json`.
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json parses")
+    }
+
+    /// The pid of each role in the status that has one.
+    pub fn role_pids(&self) -> Vec<(String, u32)> {
+        let status = self.status();
+        status["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["role"].as_str()?.to_string(), r["pid"].as_u64()? as u32)))
+            .collect()
+    }
+
+    /// Writes an executable shell script into the folder; returns its path.
+    pub fn script(&self, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script written");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        let mut pids = self.extra_pids.clone();
+        if self.home().join("run/status.json").exists() {
+            if let Ok(text) = std::fs::read_to_string(self.home().join("run/status.json")) {
+                if let Ok(status) = serde_json::from_str::<Value>(&text) {
+                    pids.extend(status["pid"].as_u64().map(|p| p as u32));
+                    if let Some(roles) = status["roles"].as_object() {
+                        pids.extend(roles.values().filter_map(|r| r["pid"].as_u64()).map(|p| p as u32));
+                    }
+                }
+            }
+            let _ = self.run(&["stop", "--timeout", "10"]);
+        }
+        for pid in pids {
+            if alive(pid) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Is `pid` a live process (not gone, not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Waits until `done` holds, checking every 10 ms; panics naming `what` after [`WAIT`].
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,290 @@
+//! The composite process end to end: the real `layer-cake` CLI and group-cake running homes of
+//! real processes (shell scripts, `sleep`, the demo publisher and subscriber) in temporary
+//! folders. Every process is checked by pid.
+
+use layer_cake_tests::home::{alive, wait_for, TestHome};
+use layer_cake_tests::{bin, WAIT};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// A home of `n` roles that sleep, created with `create_args`.
+fn sleepers(n: u32, create_args: &[&str]) -> TestHome {
+    let t = TestHome::new();
+    let mut create = vec!["create", "--directory-at-host", "127.0.0.1:1"];
+    create.extend_from_slice(create_args);
+    t.ok(&create);
+    let count = n.to_string();
+    t.ok(&["add", "/bin/sleep", "sleeper", "--role-count", &count, "--", "60"]);
+    t
+}
+
+fn running_pids(t: &TestHome, n: usize) -> Vec<u32> {
+    let mut pids = Vec::new();
+    wait_for("every role running", || {
+        pids = t.role_pids().into_iter().map(|(_, pid)| pid).collect();
+        pids.len() == n
+    });
+    pids
+}
+
+#[test]
+fn start_status_stop_leaves_no_process() {
+    let t = sleepers(3, &[]);
+    let out = t.ok(&["start"]);
+    assert!(out.starts_with("started 3 roles (group-cake pid "), "{out}");
+    let status = t.status();
+    assert_eq!(status["running"], true);
+    let group_cake = status["pid"].as_u64().unwrap() as u32;
+    let pids = running_pids(&t, 3);
+    assert!(pids.iter().all(|p| alive(*p)));
+
+    let short = t.ok(&["status"]);
+    assert_eq!(
+        short,
+        "sleeper-0  running\nsleeper-1  running\nsleeper-2  running\n"
+    );
+    let long = t.ok(&["status", "sleeper-1", "--long-listing"]);
+    let lines: Vec<&str> = long.lines().collect();
+    assert_eq!(lines.len(), 3, "{long}");
+    assert!(lines[1].starts_with("ROLE       STATE"), "{long}");
+    assert!(lines[2].starts_with("sleeper-1  running"), "{long}");
+
+    let again = t.fails(&["start"]);
+    assert!(again.contains("is running (group-cake pid"), "{again}");
+
+    assert_eq!(
+        t.ok(&["stop"]),
+        format!("stopped (group-cake pid {group_cake})\n")
+    );
+    assert!(!alive(group_cake));
+    for pid in pids {
+        assert!(!alive(pid), "role process {pid} outlived stop");
+    }
+    assert_eq!(t.status()["running"], false);
+    assert!(t.ok(&["status"]).ends_with("is not running\n"));
+    let stop = t.fails(&["stop"]);
+    assert!(stop.contains("is not running"), "{stop}");
+    // Each role's history says how it ended.
+    let history: Value = serde_json::from_str(&t.ok(&["history", "sleeper-0", "--json"])).unwrap();
+    assert_eq!(history[0]["outcome"]["signalled"]["name"], "SIGTERM");
+}
+
+#[test]
+fn killing_group_cake_leaves_no_orphans() {
+    let t = sleepers(4, &["--retry", r#"{"min": 0}"#]);
+    t.ok(&["start", "--grace-ms", "500"]);
+    let group_cake = t.status()["pid"].as_u64().unwrap() as u32;
+    let pids = running_pids(&t, 4);
+    kill(Pid::from_raw(group_cake as i32), Signal::SIGKILL).unwrap();
+    for pid in pids {
+        wait_for(
+            &format!("role process {pid} to end after group-cake was killed"),
+            || !alive(pid),
+        );
+    }
+    wait_for("the home to be free", || t.status()["running"] == false);
+}
+
+#[test]
+fn sigterm_to_run_stops_every_role_in_order() {
+    let mut t = sleepers(2, &[]);
+    let mut run = t.command(&["run", "--grace-ms", "2000"]).spawn().unwrap();
+    t.extra_pids.push(run.id());
+    let pids = running_pids(&t, 2);
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGTERM).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(run.wait()));
+    let status = rx.recv_timeout(WAIT).expect("run ends").unwrap();
+    assert!(status.success(), "{status}");
+    for pid in pids {
+        assert!(!alive(pid), "role process {pid} outlived run");
+    }
+}
+
+#[test]
+fn run_with_a_main_role_ends_with_its_status_and_tags_output() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let answer = t.script(
+        "answer.sh",
+        r#"echo "hello from $LC_ROLE"; echo "oops" >&2; echo '{"answer": 42}' > "$LC_RETURNED"; exit 3"#,
+    );
+    t.ok(&["add", &answer, "answer"]);
+    t.ok(&["add", "/bin/sleep", "sleeper", "--", "60"]);
+    let out = t.run(&["run", "--main-role", "answer"]);
+    assert_eq!(out.status.code(), Some(3), "the main role's exit status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tagged = |text: &str| {
+        stderr
+            .lines()
+            .any(|l| l.starts_with("answer[") && l.ends_with(&format!("] {text}")))
+    };
+    assert!(tagged("hello from answer"), "{stderr}");
+    assert!(tagged("oops"), "{stderr}");
+    assert!(
+        stderr.contains("sleeper  killed by SIGTERM, 0 restarts"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("answer   exited 3, 0 restarts"), "{stderr}");
+
+    assert_eq!(
+        t.ok(&["returned", "answer"]),
+        "exited 3\n{\n  \"answer\": 42\n}\n"
+    );
+    let history = t.ok(&["history", "answer"]);
+    let rows: Vec<&str> = history.lines().collect();
+    assert_eq!(rows.len(), 2, "{history}");
+    assert!(
+        rows[1].contains("exited 3") && rows[1].ends_with(r#"{"answer":42}"#),
+        "{history}"
+    );
+    // The log holds what it printed, between group-cake's start and end lines, for run 0.
+    let log = t.ok(&["log", "answer", "--start=0"]);
+    let texts: Vec<&str> = log.lines().map(|l| l.splitn(3, ' ').nth(2).unwrap()).collect();
+    assert_eq!(texts.len(), 4, "{log}");
+    assert!(texts[0].starts_with("--- started"), "{log}");
+    assert!(
+        texts.contains(&"hello from answer") && texts.contains(&"oops"),
+        "{log}"
+    );
+    assert_eq!(texts[3], "--- exited 3");
+    assert_eq!(t.ok(&["log", "answer", "--count", "1"]).lines().count(), 1);
+}
+
+#[test]
+fn a_crash_looping_role_backs_off_then_is_marked_failed() {
+    let t = TestHome::new();
+    t.ok(&[
+        "create",
+        "--directory-at-host",
+        "127.0.0.1:1",
+        "--retry",
+        r#"{"min": 0.05, "max": 0.2, "intensity": 3, "period": 60}"#,
+    ]);
+    let crash = t.script("crash.sh", "echo crashing; exit 2");
+    t.ok(&["add", &crash, "crash"]);
+    t.ok(&["add", "/bin/sleep", "sleeper", "--", "60"]);
+    t.ok(&["start"]);
+    wait_for("the crashing role to be marked failed", || {
+        t.status()["roles"][0]["state"] == "failed"
+    });
+    let status = t.status();
+    assert_eq!(status["roles"][0]["restarts"], 3);
+    assert_eq!(
+        status["roles"][1]["state"], "running",
+        "the other role is untouched"
+    );
+    assert!(t.ok(&["status", "-l"]).contains("FAILED"));
+
+    // Four runs (the first and three restarts), each restart later than the backoff says:
+    // 50 ms, then 100 ms, then 200 ms.
+    let history: Value = serde_json::from_str(&t.ok(&["history", "crash", "--json"])).unwrap();
+    let runs = history.as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    let at = |i: usize, key: &str| -> jiff::Timestamp { runs[i][key].as_str().unwrap().parse().unwrap() };
+    for (i, min_ms) in [(1, 50), (2, 100), (3, 200)] {
+        let gap = at(i, "start").duration_since(at(i - 1, "end"));
+        assert!(
+            gap >= jiff::SignedDuration::from_millis(min_ms),
+            "restart {i} came {gap:?} after the last end, under {min_ms} ms"
+        );
+    }
+    let log = t.ok(&["log", "crash"]);
+    assert!(
+        log.contains("--- failed: more than 3 restarts within 60s; left stopped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn commands_that_change_running_roles_refuse_and_name_them() {
+    let t = sleepers(2, &[]);
+    t.ok(&["add", "/bin/sleep", "idle", "--", "60"]);
+    t.ok(&["start", "sleeper-.*"]);
+    running_pids(&t, 2);
+    let e = t.fails(&["update", "sleeper-0", "--", "5"]);
+    assert_eq!(e, "layer-cake: role sleeper-0 is running: stop it first\n");
+    let e = t.fails(&["delete", "sleeper-.*"]);
+    assert_eq!(
+        e,
+        "layer-cake: roles sleeper-0, sleeper-1 are running: stop them first\n"
+    );
+    let e = t.fails(&["update", "group", "--main-role", "x"]);
+    assert!(e.contains("is running: stop it first"), "{e}");
+    let e = t.fails(&["destroy"]);
+    assert!(e.contains("is running (group-cake pid"), "{e}");
+    // A role not running can be changed.
+    assert_eq!(t.ok(&["update", "idle", "--", "5"]), "updated idle\n");
+    t.ok(&["stop"]);
+    assert_eq!(t.ok(&["delete", "sleeper-1"]), "deleted sleeper-1\n");
+}
+
+#[test]
+fn bad_requests_say_what_is_wrong() {
+    let t = sleepers(1, &[]);
+    let e = t.fails(&["start", "nosuch"]);
+    assert_eq!(
+        e,
+        "layer-cake: no role matches \"nosuch\" (see `layer-cake list`)\n"
+    );
+    let e = t.fails(&["run", "--main-role", "other"]);
+    assert!(
+        e.contains("the main role \"other\" is not among the roles to run"),
+        "{e}"
+    );
+    let e = t.fails(&["returned", "sleeper-0"]);
+    assert_eq!(e, "layer-cake: role \"sleeper-0\" has not run yet\n");
+    let e = t.fails(&["history", "nosuch"]);
+    assert_eq!(e, "layer-cake: no role \"nosuch\"\n");
+    let e = t.fails(&["log", "sleeper-0", "--span", "5m"]);
+    assert!(e.contains("--span needs the range's start"), "{e}");
+    let e = t.fails(&["log", "sleeper-0", "--from", "yesterday"]);
+    assert!(e.contains("cannot read \"yesterday\" as a time"), "{e}");
+    let e = t.fails(&["returned", "sleeper-0", "--timeout", "0"]);
+    assert!(e.contains("has not run yet"), "{e}");
+}
+
+#[test]
+fn returned_waits_for_a_running_role() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let gate = t.dir().join("gate");
+    let slow = t.script(
+        "slow.sh",
+        &format!(
+            r#"while [ ! -e {} ]; do sleep 0.02; done; echo '"done"' > "$LC_RETURNED""#,
+            gate.display()
+        ),
+    );
+    t.ok(&["add", &slow, "slow"]);
+    t.ok(&["start"]);
+    running_pids(&t, 1);
+    let e = t.fails(&["returned", "slow"]);
+    assert!(e.contains("is still running (pid"), "{e}");
+    let waiting = t
+        .command(&["returned", "slow", "--timeout", "15"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "exited 0\n\"done\"\n");
+}
+
+#[test]
+fn demo_publisher_and_subscriber_roles_find_each_other_at_group_scope() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let publisher = bin("publisher").display().to_string();
+    let subscriber = bin("subscriber").display().to_string();
+    t.ok(&["add", &publisher, "--", "--name", "svc", "--scope", "GROUP"]);
+    t.ok(&["add", &subscriber, "--", "--search", "svc", "--scope", "GROUP"]);
+    t.ok(&["start"]);
+    wait_for("the subscriber to get a reply at GROUP scope", || {
+        let log = t.ok(&["log", "subscriber", "--count", "100"]);
+        log.contains("available svc GROUP") && log.contains("reply")
+    });
+    t.ok(&["stop"]);
+}
