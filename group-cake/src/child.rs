@@ -10,12 +10,17 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
 /// Lines longer than this are cut into pieces.
 const MAX_LINE: usize = 16 * 1024;
+
+/// After a process ends, how long its output may take to drain before its end is reported
+/// (a process it left behind may hold the pipes open).
+const DRAIN: Duration = Duration::from_millis(200);
 
 /// Where a role's output goes: its log, and (for `run`) stderr, tagged.
 pub struct Output {
@@ -117,11 +122,14 @@ pub fn spawn(
     }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or_default();
+    // Group-cake's line first, then what the process prints, then (below) its end.
+    output.note(pid, &format!("started ({})", start.executable.display()));
+    let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, pid, output.clone()));
+        pumps.push(tokio::spawn(pump(out, pid, output.clone())));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, pid, output));
+        pumps.push(tokio::spawn(pump(err, pid, output)));
     }
     let (signals, mut incoming) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -134,6 +142,12 @@ pub fn spawn(
                 }
             }
         };
+        let drained = async {
+            for pump in pumps {
+                let _ = pump.await;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN, drained).await;
         let outcome = match status {
             Ok(status) => match (status.code(), status.signal()) {
                 (Some(code), _) => Outcome::Exited { code },

@@ -246,10 +246,6 @@ impl Supervisor {
             self.exits_tx.clone(),
         ) {
             Ok(running) => {
-                role.output.note(
-                    running.pid,
-                    &format!("started ({})", role.settings.executable.display()),
-                );
                 role.status.state = RoleState::Running;
                 role.status.pid = Some(running.pid);
                 role.status.since = now;

@@ -291,3 +291,34 @@ async fn sessions_closed_while_opening_leave_nothing_open_at_the_publisher() {
     }
     assert!(open.is_empty(), "sessions left open at the publisher: {open:?}");
 }
+
+/// A subscriber that asks the moment it sees `Available` is always answered: its request may
+/// reach the publisher's process before the publisher's own word that it accepted the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_first_request_is_never_lost() {
+    let host = Daemon::host_cake().await;
+    let (a, b) = (node(Some(host.addr)).await, node(Some(host.addr)).await);
+    let mut publication = a.publish("answerer", Scope::Host).await.unwrap();
+    let answerer = tokio::spawn(async move {
+        while let Some(event) = publication.next().await {
+            if let Event::Message(m) = event {
+                let xy: Xy = m.decode().unwrap();
+                let _ = m
+                    .reply(&Table {
+                        rows: vec![vec![xy.x as f64]],
+                    })
+                    .await;
+            }
+        }
+    });
+    for round in 0..60 {
+        let mut subscription = b.subscribe("answerer", Scope::Host).await.unwrap();
+        let s = session(next(&mut subscription).await);
+        let table: Table = s
+            .request(&Xy { x: round, y: 1 }, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(table.rows, vec![vec![round as f64]]);
+    }
+    answerer.abort();
+}

@@ -288,3 +288,115 @@ fn demo_publisher_and_subscriber_roles_find_each_other_at_group_scope() {
     });
     t.ok(&["stop"]);
 }
+
+#[test]
+fn run_without_a_main_role_reports_every_role_when_all_have_ended() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let good = t.script("good.sh", "exit 0");
+    let bad = t.script("bad.sh", "kill -KILL $$");
+    t.ok(&["add", &good, "good"]);
+    t.ok(&["add", &bad, "bad"]);
+    let out = t.run(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "a role did not succeed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad   killed by SIGKILL, 0 restarts"), "{stderr}");
+    assert!(stderr.contains("good  exited 0, 0 restarts"), "{stderr}");
+    t.ok(&["delete", "bad"]);
+    assert!(t.run(&["run"]).status.success());
+}
+
+#[test]
+fn ctrl_c_on_run_stops_every_role() {
+    let mut t = sleepers(2, &[]);
+    let mut run = t.command(&["run"]).spawn().unwrap();
+    t.extra_pids.push(run.id());
+    let pids = running_pids(&t, 2);
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGINT).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(run.wait()));
+    rx.recv_timeout(WAIT).expect("run ends").unwrap();
+    for pid in pids {
+        assert!(!alive(pid), "role process {pid} outlived Ctrl-C");
+    }
+}
+
+#[test]
+fn edit_checks_the_settings_before_saving() {
+    let t = sleepers(1, &[]);
+    // An "editor" that changes the arguments.
+    let editor = t.script("editor.sh", r#"sed -i 's/"60"/"61"/' "$1""#);
+    let out = t
+        .command(&["edit", "sleeper-0"])
+        .env("LC_EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "updated sleeper-0\n");
+    assert!(t.ok(&["list", "-l"]).trim_end().ends_with(" 61"));
+    // One that breaks the file: nothing is saved.
+    let breaker = t.script("breaker.sh", r#"echo '{"executable": "/no/such/file"}' > "$1""#);
+    let out = t
+        .command(&["edit", "sleeper-0"])
+        .env("LC_EDITOR", &breaker)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not saved, the edited settings are invalid: /no/such/file"),
+        "{err}"
+    );
+    assert!(t.ok(&["list", "-l"]).trim_end().ends_with(" 61"));
+    let out = t
+        .command(&["edit", "sleeper-0"])
+        .env_remove("EDITOR")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set $LC_EDITOR or $EDITOR"));
+}
+
+#[test]
+fn log_follows_new_lines_and_takes_relative_ranges() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let gate = t.dir().join("gate");
+    let talker = t.script(
+        "talker.sh",
+        &format!(
+            r#"echo first; while [ ! -e {} ]; do sleep 0.02; done; echo second; sleep 60"#,
+            gate.display()
+        ),
+    );
+    t.ok(&["add", &talker, "talker"]);
+    t.ok(&["start"]);
+    wait_for("the first line", || t.ok(&["log", "talker"]).contains(" first\n"));
+    let mut follow = t
+        .command(&["log", "talker", "--follow", "--count", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    std::fs::write(&gate, "").unwrap();
+    let line = rx.recv_timeout(WAIT).expect("follow prints the new line");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(line.ends_with(" second"), "{line}");
+    assert_eq!(t.ok(&["log", "talker", "--back", "1h"]).lines().count(), 3);
+    assert_eq!(
+        t.ok(&["log", "talker", "--from", "2000-01-01", "--span", "1h"]),
+        ""
+    );
+    let local = t.ok(&["log", "talker", "--clock", "--count", "1"]);
+    assert!(!local.contains('Z'), "local times carry no Z: {local}");
+    t.ok(&["stop"]);
+}

@@ -48,10 +48,13 @@ async fn main() -> anyhow::Result<()> {
         node.id().short()
     );
     let pid = std::process::id();
+    // Made once: a signal that came between two turns of the loop must not be missed.
+    let stop = layer_cake::daemon::wait_for_signal();
+    tokio::pin!(stop);
     loop {
         let event = tokio::select! {
             e = publication.next() => e,
-            _ = layer_cake::daemon::wait_for_signal() => break,
+            _ = &mut stop => break,
         };
         let Some(event) = event else { break };
         match event {

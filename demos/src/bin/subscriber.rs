@@ -38,10 +38,13 @@ async fn main() -> anyhow::Result<()> {
     println!("subscribed {} {} id={}", cli.search, cli.scope, node.id().short());
     let deadline = Duration::from_millis(cli.deadline_ms);
     let mut seq = 0;
+    // Made once: a signal that came between two turns of the loop must not be missed.
+    let stop = layer_cake::daemon::wait_for_signal();
+    tokio::pin!(stop);
     loop {
         let event = tokio::select! {
             e = subscription.next() => e,
-            _ = layer_cake::daemon::wait_for_signal() => break,
+            _ = &mut stop => break,
         };
         let Some(event) = event else { break };
         match event {

@@ -152,3 +152,93 @@ fn the_originals_retry_settings_are_expressible() {
         "typos are refused"
     );
 }
+
+#[test]
+fn the_run_lock_is_exclusive_and_released_with_its_holder() {
+    let tmp = Temp::new("lock");
+    let home = Home::create(&tmp.0.join("h"), &GroupSettings::default()).unwrap();
+    assert!(!home.is_running().unwrap());
+    let lock = home.lock().unwrap();
+    assert!(home.is_running().unwrap());
+    assert!(matches!(home.lock(), Err(HomeError::Running { pid: None, .. })));
+    drop(lock);
+    assert!(!home.is_running().unwrap());
+    assert_eq!(home.running().unwrap(), None);
+}
+
+#[test]
+fn history_replaces_a_runs_start_with_its_end_and_keeps_the_last_runs() {
+    use super::run::{Outcome, Run, HISTORY_LEN};
+    let tmp = Temp::new("history");
+    let home = Home::create(&tmp.0.join("h"), &GroupSettings::default()).unwrap();
+    let start = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let started = Run {
+        start,
+        end: None,
+        pid: Some(7),
+        outcome: None,
+        returned: None,
+    };
+    home.record_run("r", &started).unwrap_err(); // no such role folder yet
+    std::fs::create_dir_all(home.role_dir("r")).unwrap();
+    home.record_run("r", &started).unwrap();
+    let ended = Run {
+        end: Some(start + jiff::SignedDuration::from_secs(2)),
+        outcome: Some(Outcome::Exited { code: 0 }),
+        returned: Some(serde_json::json!({"x": 1})),
+        ..started.clone()
+    };
+    home.record_run("r", &ended).unwrap();
+    assert_eq!(home.history("r").unwrap(), vec![ended.clone()]);
+    for i in 0..HISTORY_LEN as i64 + 5 {
+        let run = Run {
+            start: start + jiff::SignedDuration::from_secs(10 + i),
+            ..ended.clone()
+        };
+        home.record_run("r", &run).unwrap();
+    }
+    let runs = home.history("r").unwrap();
+    assert_eq!(runs.len(), HISTORY_LEN);
+    assert_eq!(
+        runs.last().unwrap().start,
+        start + jiff::SignedDuration::from_secs(10 + HISTORY_LEN as i64 + 4)
+    );
+}
+
+#[test]
+fn a_roles_log_is_capped_and_read_back_in_order() {
+    use super::log::{LogLine, LogWriter};
+    let tmp = Temp::new("log");
+    let home = Home::create(&tmp.0.join("h"), &GroupSettings::default()).unwrap();
+    let mut log = LogWriter::open(&home, "r", 200).unwrap();
+    let t0 = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    for i in 0..20i64 {
+        log.push(
+            t0 + jiff::SignedDuration::from_secs(i),
+            42,
+            format!("line {i}\r\n").as_bytes(),
+        );
+        log.flush().unwrap();
+    }
+    let dir = home.log_dir("r");
+    let sizes: Vec<u64> = ["current.log", "previous.log"]
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len()))
+        .collect();
+    assert!(
+        sizes.iter().all(|s| *s < 200 + 60),
+        "each file stays near the cap: {sizes:?}"
+    );
+    let lines = home.log_lines("r").unwrap();
+    assert!(lines.len() < 20, "old lines were dropped");
+    assert_eq!(
+        lines.last().unwrap(),
+        &LogLine {
+            at: t0 + jiff::SignedDuration::from_secs(19),
+            pid: 42,
+            text: "line 19".into()
+        }
+    );
+    assert!(lines.windows(2).all(|w| w[0].at < w[1].at), "oldest first");
+    assert_eq!(LogLine::parse("not a log line"), None);
+}

@@ -614,10 +614,21 @@ async fn on_frame(
                 }
                 return Ok(());
             }
-            let Some(d) = sessions.get(&data.session).filter(|d| d.announced) else {
+            let Some(d) = sessions.get_mut(&data.session) else {
                 tracing::debug!(session = %data.session, "message for an unknown session dropped");
                 return Ok(());
             };
+            if !d.announced {
+                if d.session.role() == Role::Subscriber {
+                    // The publisher speaks only after its `Opened`, which announces the session.
+                    tracing::debug!(session = %data.session, "message before the session opened dropped");
+                    return Ok(());
+                }
+                // The subscriber speaks only once it has our `Opened`: it is on the wire, so
+                // the session can be announced now, ahead of the writer's word.
+                d.announced = true;
+                let _ = d.events.send(Event::Delivered(d.session.clone())).await;
+            }
             let incoming = Incoming {
                 session: d.session.clone(),
                 corr: data.corr,
