@@ -178,16 +178,23 @@ fn mistakes_are_refused_with_a_reason() {
     );
 }
 
+/// Every command's `--help`, as a person reads it, kept as a snapshot
+/// (`cli/tests/snapshots/`): a change to any of them shows up in review.
 #[test]
 fn every_command_explains_itself() {
     let f = Folder::new();
-    for command in ["create", "add", "update", "delete", "list", "destroy"] {
+    let a = f.cmd(&["--help"]).success();
+    insta::assert_snapshot!("help", stdout(&a));
+    for command in [
+        "create", "add", "update", "delete", "edit", "list", "destroy", "run", "start", "stop", "status",
+        "history", "returned", "log",
+    ] {
         let a = f.cmd(&[command, "--help"]).success();
         let text = stdout(&a);
-        assert!(text.contains("Usage: layer-cake"), "{command}: {text}");
         assert!(
             text.lines().next().is_some_and(|l| l.len() > 10),
             "{command} has a one-line description"
         );
+        insta::assert_snapshot!(format!("help-{command}"), text);
     }
 }

@@ -50,7 +50,8 @@ impl History {
                 _ => ("-".to_string(), format!("running (pid {})", run.pid.unwrap_or(0))),
             };
             let returned = run.returned.as_ref().map_or(String::new(), |v| v.to_string());
-            println!("{i:>3}  {start:20}  {ran:>8}  {ended:24}  {returned}");
+            let row = format!("{i:>3}  {start:20}  {ran:>8}  {ended:24}  {returned}");
+            println!("{}", row.trim_end());
         }
         Ok(())
     }
