@@ -72,6 +72,13 @@ fn create_add_list_update_delete_destroy() {
         .success();
     assert_eq!(stdout(&a), "added worker-1\nadded worker-2\nadded worker-3\n");
 
+    // A home named as the third argument, as in the original.
+    f.cmd(&["create", "other"]).success();
+    let a = f.cmd(&["add", &server, "front", "other"]).success();
+    assert_eq!(stdout(&a), "added front\n");
+    let a = f.cmd(&["list", "--home-path", "other"]).success();
+    assert_eq!(stdout(&a), "front\n");
+
     let a = f.cmd(&["list"]).success();
     assert_eq!(stdout(&a), "server\nworker-1\nworker-2\nworker-3\n");
     let a = f.cmd(&["list", "--long-listing", "server"]).success();

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 ///
 /// The executable must exist and be executable now. Arguments after `--` are passed to the
 /// role's process each time it starts: `layer-cake add ./worker worker --role-count=8 -- --size=4`.
+/// The home is `.layer-cake` here, or --home-path, or the third argument.
 #[derive(Args)]
 pub struct Add {
     /// The program: a path, or a name found on PATH.
     executable: String,
     /// The role's name (default: the executable's name).
     role: Option<String>,
+    /// The home to add it to (instead of --home-path).
+    home: Option<PathBuf>,
     /// Add this many roles, named ROLE-START ... ROLE-(START+N-1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     role_count: Option<u32>,
@@ -31,7 +34,7 @@ pub struct Add {
 
 impl Add {
     pub fn run(self, home_path: &Path) -> Result<()> {
-        let home = Home::open(home_path)?;
+        let home = Home::open(self.home.as_deref().unwrap_or(home_path))?;
         let executable = resolve_executable(&self.executable)?;
         let role = match self.role {
             Some(role) => role,
