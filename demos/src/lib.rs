@@ -27,6 +27,48 @@ pub struct Pong {
     pub pid: u32,
 }
 
+/// The multihosting demo's request: a table of `x` rows by `y` columns, please.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xy {
+    /// Rows.
+    pub x: usize,
+    /// Columns.
+    pub y: usize,
+}
+
+/// The most cells a table may have (a million floats, 8 MB).
+pub const MAX_CELLS: usize = 1_000_000;
+
+impl Xy {
+    /// Checks the table is not too big to make.
+    pub fn check(&self) -> Result<(), String> {
+        match self.x.checked_mul(self.y) {
+            Some(cells) if cells <= MAX_CELLS => Ok(()),
+            _ => Err(format!(
+                "a table of {} by {} is over {MAX_CELLS} cells",
+                self.x, self.y
+            )),
+        }
+    }
+}
+
+/// The multihosting demo's answer to an [`Xy`]: `x` rows of `y` random floats in [0, 1).
+pub type Table = Vec<Vec<f64>>;
+
+/// Makes the table an [`Xy`] asks for (the worker's whole job).
+pub fn texture(xy: Xy) -> Table {
+    (0..xy.x)
+        .map(|_| (0..xy.y).map(|_| fastrand::f64()).collect())
+        .collect()
+}
+
+/// What a multihosting worker answers instead of a [`Table`] when it cannot make one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Refused {
+    /// Why.
+    pub reason: String,
+}
+
 /// Where a demo finds its directory.
 #[derive(Debug, Clone, Args)]
 pub struct DirectoryArgs {

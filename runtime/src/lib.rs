@@ -12,6 +12,8 @@
 //!
 //! Crate map:
 //! - [`node`]: the application API ([`Node`], [`Publication`], [`Subscription`], [`Session`]);
+//! - [`spool`]: a worker pool over every publisher a subscription finds;
+//! - `http` (feature `http`): an HTTP front that maps requests to typed messages;
 //! - [`directory`]: the matching engine and the directory daemon built on it;
 //! - [`wire`]: frames and messages (see `docs/protocol.md`);
 //! - [`Scope`] and the identities in [`ids`].
@@ -24,16 +26,19 @@ pub mod directory;
 pub mod fsutil;
 #[cfg(feature = "home")]
 pub mod home;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ids;
 pub mod node;
 pub mod role;
 mod scope;
+pub mod spool;
 pub mod wire;
 
 pub use ids::{ProcessId, PubId, SessionId, SubId};
 pub use node::{
-    Dropped, Event, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RequestError, Role,
-    SendError, Session, SubscribeError, Subscription,
+    Dropped, Event, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RawReply,
+    RequestError, Role, SendError, Session, SubscribeError, Subscription,
 };
 pub use scope::{ParseScopeError, Scope};
 pub use wire::directory::PubState;

@@ -28,7 +28,7 @@ mod session;
 
 pub(crate) use home::Home;
 pub use session::{
-    type_name_of, DecodeError, Incoming, RequestError, Role, SendError, Session, SEND_TIMEOUT,
+    type_name_of, DecodeError, Incoming, RawReply, RequestError, Role, SendError, Session, SEND_TIMEOUT,
 };
 
 use crate::ids::{ProcessId, PubId, SessionId, SubId};

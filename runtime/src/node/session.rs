@@ -4,8 +4,10 @@
 //! task reads it ([`read_loop`]): it hands application messages straight to the publication's
 //! or subscription's event queue, completes pending requests, and announces sessions opening
 //! and ending, so an application sees `Available`, then messages, then `Dropped`, in order.
-//! Writers share the socket through an async mutex: a send encodes straight into the
-//! connection's buffer and writes it, with no task hop and no allocation per message.
+//! Senders encode straight into the connection's outbox (no allocation per message) and go on;
+//! one writer task per connection writes everything waiting in one go, so messages sent close
+//! together (many requests, many replies) share a system call. The outbox is bounded
+//! ([`OUTBOX_LIMIT`]); a sender that finds it full waits, up to its deadline.
 
 use super::{Event, Home};
 use crate::ids::{ProcessId, SessionId};
@@ -14,6 +16,7 @@ use crate::wire::peer::{encode_control, encode_data, DataHeader, PeerMsg};
 use crate::wire::{frame::frame_error, JsonCodec, WireError, MAX_SESSION_FRAME};
 use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
@@ -25,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -99,8 +102,13 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-struct WriteHalf {
-    io: Box<dyn AsyncWrite + Send + Unpin>,
+/// How many bytes may wait to be written on one connection; a sender that finds more waits
+/// (up to its deadline) for the writer to catch up.
+pub const OUTBOX_LIMIT: usize = 4 << 20;
+
+/// Frames encoded by senders and not yet written: the connection's writer task takes them all
+/// at once, so frames sent close together leave in one write.
+struct Outbox {
     buf: BytesMut,
 }
 
@@ -114,7 +122,11 @@ pub(crate) struct PeerConn {
     pub(crate) remote_name: String,
     /// The other end's address (`None` for a session within this process).
     pub(crate) remote_addr: Option<SocketAddr>,
-    writer: tokio::sync::Mutex<WriteHalf>,
+    outbox: Mutex<Outbox>,
+    /// Wakes the writer task: there is something to write.
+    wake_writer: Notify,
+    /// Wakes senders waiting for room in the outbox.
+    room: Notify,
     /// Requests waiting for replies, by correlation number.
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_corr: AtomicU64,
@@ -147,58 +159,51 @@ pub(crate) enum Ctl {
     },
 }
 
-/// Cancels a connection if dropped while armed: a frame written in part (a send abandoned by
-/// its deadline or by its caller) cannot be resumed, so the connection is over.
-struct PoisonOnDrop<'a> {
-    closed: &'a CancellationToken,
-    armed: bool,
-}
-
-impl Drop for PoisonOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.closed.cancel();
-        }
-    }
-}
-
 impl PeerConn {
-    /// Encodes one frame into the connection's buffer and writes it, waiting at most
-    /// `deadline` for the peer to take it (`None`: the caller's own deadline covers it).
+    /// Encodes one frame into the connection's outbox for its writer task, waiting at most
+    /// `deadline` for room when the outbox is full (`None`: the caller's own deadline covers
+    /// it). Frames leave in the order they were put in.
     async fn write_with<F>(&self, deadline: Option<Duration>, encode: F) -> Result<(), SendError>
     where
         F: FnOnce(&mut BytesMut) -> Result<(), WireError>,
     {
-        if self.closed.is_cancelled() {
-            return Err(SendError::Closed);
-        }
-        let write = async {
-            let mut w = self.writer.lock().await;
-            let w = &mut *w;
-            w.buf.clear();
-            encode(&mut w.buf).map_err(|e| SendError::Encode(e.to_string()))?;
-            let mut poison = PoisonOnDrop {
-                closed: &self.closed,
-                armed: true,
-            };
-            let result = w.io.write_all(&w.buf).await;
-            poison.armed = false;
-            if w.buf.capacity() > 1 << 20 {
-                w.buf = BytesMut::new();
+        let mut encode = Some(encode);
+        let wait = async {
+            loop {
+                let room = self.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                if self.closed.is_cancelled() {
+                    return Err(SendError::Closed);
+                }
+                {
+                    let mut out = self.outbox.lock().expect("outbox lock");
+                    if out.buf.len() < OUTBOX_LIMIT {
+                        let was_empty = out.buf.is_empty();
+                        let start = out.buf.len();
+                        let encode = encode.take().expect("encoded once");
+                        if let Err(e) = encode(&mut out.buf) {
+                            out.buf.truncate(start);
+                            return Err(SendError::Encode(e.to_string()));
+                        }
+                        drop(out);
+                        if was_empty {
+                            self.wake_writer.notify_one();
+                        }
+                        return Ok(());
+                    }
+                }
+                tokio::select! {
+                    _ = room => {}
+                    _ = self.closed.cancelled() => return Err(SendError::Closed),
+                }
             }
-            result.map_err(|_| {
-                self.closed.cancel();
-                SendError::Closed
-            })
         };
-        // A write to a closed connection fails by itself; the deadline only bounds a peer that
-        // stops reading, and a write cut short by it ends the connection (see `PoisonOnDrop`).
-        // (Timeout polls the write first: no timer is armed when it completes.)
         match deadline {
-            Some(d) => tokio::time::timeout(d, write)
+            Some(d) => tokio::time::timeout(d, wait)
                 .await
                 .unwrap_or(Err(SendError::Timeout(d))),
-            None => write.await,
+            None => wait.await,
         }
     }
 
@@ -336,32 +341,92 @@ impl Session {
         Q: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        let reply = self.exchange(&type_name_of::<Q>(), request, deadline).await?;
+        Ok(decode_body(&reply.frame, reply.type_name, reply.body)?)
+    }
+
+    /// [`request`](Self::request) for a message already encoded: `body` (JSON) is sent under
+    /// `type_name` as it is, and the reply comes back undecoded. For relays such as an HTTP
+    /// front or a [`Spool`](crate::spool::Spool), which pass messages on without looking
+    /// inside them.
+    pub async fn request_raw(
+        &self,
+        type_name: &str,
+        body: &RawValue,
+        deadline: Duration,
+    ) -> Result<RawReply, RequestError> {
+        let reply = self.exchange(type_name, body, deadline).await?;
+        Ok(RawReply {
+            frame: reply.frame,
+            type_name: reply.type_name,
+            body: reply.body,
+        })
+    }
+
+    async fn exchange<Q: Serialize + ?Sized>(
+        &self,
+        type_name: &str,
+        request: &Q,
+        deadline: Duration,
+    ) -> Result<Reply, RequestError> {
         let conn = &self.0.conn;
         let corr = conn.next_corr.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = oneshot::channel();
         conn.pending.lock().expect("pending lock").insert(corr, tx);
-        let guard = PendingGuard { conn, corr };
+        let _guard = PendingGuard { conn, corr };
         let exchange = async {
-            let type_name = type_name_of::<Q>();
             conn.data(
                 None,
                 DataHeader {
                     session: self.0.id,
                     corr,
                     reply: 0,
-                    type_name: &type_name,
+                    type_name,
                 },
                 request,
             )
             .await?;
             rx.await.map_err(|_| RequestError::Ended)
         };
-        let reply = match tokio::time::timeout(deadline, exchange).await {
-            Ok(reply) => reply?,
-            Err(_) => return Err(RequestError::Timeout(deadline)),
-        };
-        drop(guard);
-        Ok(decode_body(&reply.frame, reply.type_name, reply.body)?)
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(reply) => reply,
+            Err(_) => Err(RequestError::Timeout(deadline)),
+        }
+    }
+}
+
+/// A reply as it came off the wire: its type name and its JSON body, not decoded (see
+/// [`Session::request_raw`]).
+#[derive(Clone)]
+pub struct RawReply {
+    frame: Bytes,
+    type_name: Range<usize>,
+    body: Range<usize>,
+}
+
+impl RawReply {
+    /// The type name the reply carries (`Vec<Vec<f64>>`).
+    pub fn type_name(&self) -> &str {
+        std::str::from_utf8(&self.frame[self.type_name.clone()]).unwrap_or("")
+    }
+
+    /// The reply's body: one JSON value, exactly as the peer encoded it.
+    pub fn json(&self) -> &[u8] {
+        &self.frame[self.body.clone()]
+    }
+
+    /// Decodes the body as a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        decode_body(&self.frame, self.type_name.clone(), self.body.clone())
+    }
+}
+
+impl fmt::Debug for RawReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawReply")
+            .field("type", &self.type_name())
+            .field("bytes", &self.body.len())
+            .finish()
     }
 }
 
@@ -497,10 +562,11 @@ where
         remote,
         remote_name,
         remote_addr,
-        writer: tokio::sync::Mutex::new(WriteHalf {
-            io: Box::new(write),
+        outbox: Mutex::new(Outbox {
             buf: BytesMut::with_capacity(8192),
         }),
+        wake_writer: Notify::new(),
+        room: Notify::new(),
         pending: Mutex::new(HashMap::new()),
         next_corr: AtomicU64::new(0),
         closed: home.shutdown.child_token(),
@@ -512,8 +578,59 @@ where
             .max_frame_length(MAX_SESSION_FRAME)
             .new_codec(),
     );
+    tokio::spawn(write_loop(conn.clone(), write).in_current_span());
     let reader = Reader(Box::pin(read_loop(conn.clone(), frames, ctl_rx, home)));
     (conn, reader)
+}
+
+/// The connection's writer: takes everything in the outbox and writes it in one go, until the
+/// connection is closed. A peer that takes nothing for [`SEND_TIMEOUT`] (or a failed write)
+/// ends the connection. Once closed, what is left is written if the peer takes it promptly,
+/// and the write half is shut down, so the peer's reader sees the end.
+async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<PeerConn>, mut io: W) {
+    let mut chunk = BytesMut::new();
+    let mut open = true;
+    while open {
+        tokio::select! {
+            biased;
+            _ = conn.wake_writer.notified() => {}
+            _ = conn.closed.cancelled() => open = false,
+        }
+        loop {
+            {
+                let mut out = conn.outbox.lock().expect("outbox lock");
+                if out.buf.is_empty() {
+                    break;
+                }
+                // Swap buffers: senders go on filling the other while this one is written.
+                std::mem::swap(&mut out.buf, &mut chunk);
+            }
+            conn.room.notify_waiters();
+            let limit = if open {
+                SEND_TIMEOUT
+            } else {
+                Duration::from_secs(1)
+            };
+            match tokio::time::timeout(limit, io.write_all(&chunk)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %conn.remote_name, error = %e, "session connection write failed");
+                    conn.closed.cancel();
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %conn.remote_name, "closing session connection: the peer took nothing for {limit:?}");
+                    conn.closed.cancel();
+                    return;
+                }
+            }
+            chunk.clear();
+            if chunk.capacity() > 1 << 20 {
+                chunk = BytesMut::new();
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -560,14 +677,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             },
         }
     };
+    // The writer task shuts the write half down, so the peer's reader sees the end too, even
+    // while sessions keep this side alive.
     conn.closed.cancel();
     conn.pending.lock().expect("pending lock").clear();
-    // Tell the peer too (its reader sees the end), even while sessions keep this side alive.
-    let writer = conn.clone();
-    tokio::spawn(async move {
-        let shutdown = async { writer.writer.lock().await.io.shutdown().await };
-        let _ = tokio::time::timeout(SEND_TIMEOUT, shutdown).await;
-    });
     for (_, d) in sessions.drain() {
         announce_dropped(d, reason.clone()).await;
     }
