@@ -52,7 +52,8 @@ wait_for_nth() {
 }
 
 export LC_DEBUG_LEVEL=warn
-"$bin/host-cake" --listen 127.0.0.1:0 >"$work/host" 2>"$work/host.log" & pids+=($!)
+# (No LAN parent: this demo stays on loopback and never looks for a lan-cake.)
+"$bin/host-cake" --listen 127.0.0.1:0 --connect-to-directory 127.0.0.1:1 >"$work/host" 2>"$work/host.log" & pids+=($!)
 host=$(wait_for "$work/host" listening | cut -d' ' -f2)
 "$bin/group-cake" --listen 127.0.0.1:0 --connect-to-directory "$host" >"$work/group" 2>"$work/group.log" & pids+=($!)
 group=$(wait_for "$work/group" listening | cut -d' ' -f2)

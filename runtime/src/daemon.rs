@@ -62,10 +62,17 @@ pub async fn run_directory(
     args.log.init();
     let listen = args.listen.unwrap_or(default_listen);
     let listener = TcpListener::bind(listen).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {listen}: {e} (is another {name} running?)"),
-        )
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == crate::lan::DIRECTORY_PORT {
+            // host-cake (loopback) and lan-cake (every interface) both want this port.
+            format!(
+                "another directory holds port {} on this host (a host-cake or a lan-cake): one host runs \
+                 either host-cake or lan-cake, not both; run lan-cake on a host of its own at the LAN's .195 address",
+                listen.port()
+            )
+        } else {
+            format!("is another {name} running?")
+        };
+        std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e} ({why})"))
     })?;
     let bound = listener.local_addr()?;
     println!("listening {bound}");

@@ -29,6 +29,7 @@ pub mod home;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ids;
+pub mod lan;
 pub mod node;
 pub mod role;
 mod scope;

@@ -18,6 +18,10 @@ use tokio::sync::mpsc;
 /// The longest any single expected event may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// A parent directory address where nothing listens (loopback port 1), for daemons that must
+/// never connect upward.
+pub const NO_DIRECTORY: &str = "127.0.0.1:1";
+
 static BUILD: Once = Once::new();
 
 /// The path of one of the workspace's binaries. The first call in a test run builds them all
@@ -53,7 +57,13 @@ pub struct Proc {
 impl Proc {
     /// Spawns `program` with `args` and `envs`; stderr goes to the test's stderr (shown on failure).
     pub fn spawn(label: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(bin(program));
+        Proc::spawn_command(label, Command::new(bin(program)), args, envs)
+    }
+
+    /// Spawns `cmd` (a program, perhaps behind a wrapper such as `ip netns exec`) with `args`
+    /// and `envs`, as [`spawn`](Self::spawn) does.
+    pub fn spawn_command(label: &str, mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let program = format!("{:?}", cmd.as_std().get_program());
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -159,14 +169,25 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts host-cake on a free loopback port.
+    /// Starts host-cake on a free loopback port. Its parent is a loopback port where nothing
+    /// listens: a test in the machine's own network namespace must never reach for the LAN
+    /// directory at the standard `.195` address (the lab tests do that, in namespaces).
     pub async fn host_cake() -> Daemon {
-        Daemon::start("host-cake", &["--listen", "127.0.0.1:0"]).await
+        Daemon::host_cake_at("127.0.0.1:0".parse().unwrap()).await
     }
 
-    /// Starts host-cake on `addr` (to restart one where it was).
+    /// Starts host-cake on `addr` (to restart one where it was), with no LAN parent.
     pub async fn host_cake_at(addr: SocketAddr) -> Daemon {
-        Daemon::start("host-cake", &["--listen", &addr.to_string()]).await
+        Daemon::start(
+            "host-cake",
+            &[
+                "--listen",
+                &addr.to_string(),
+                "--connect-to-directory",
+                NO_DIRECTORY,
+            ],
+        )
+        .await
     }
 
     /// Starts group-cake on a free loopback port, its parent at `host`.
@@ -232,3 +253,4 @@ pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
 }
 
 pub mod home;
+pub mod lab;

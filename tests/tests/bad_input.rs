@@ -49,7 +49,14 @@ fn frames(mut bytes: &[u8]) -> Vec<serde_json::Value> {
 async fn malformed_oversized_unknown_and_silent_peers_are_cut_off_alone() {
     let host = Daemon::start(
         "host-cake",
-        &["--listen", "127.0.0.1:0", "--handshake-timeout-ms", "300"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--handshake-timeout-ms",
+            "300",
+            "--connect-to-directory",
+            layer_cake_tests::NO_DIRECTORY,
+        ],
     )
     .await;
     let dir = host.env();

@@ -126,6 +126,7 @@ async fn run(
         };
         quiet_failures = 0;
         epoch += 1;
+        let local_ip = framed.get_ref().local_addr().ok().map(|a| a.ip());
         let connected_at = Instant::now();
         tracing::info!(%addr, parent = %parent.name, id = %parent.id.short(), "connected to parent directory");
         if events.send(UplinkEvent::Connected { epoch }).await.is_err() {
@@ -138,7 +139,8 @@ async fn run(
                 queued = outbox.recv() => match queued {
                     None => return,
                     Some((e, _)) if e != epoch => continue,
-                    Some((_, frame)) => {
+                    Some((_, mut frame)) => {
+                        fill_in_host(&mut frame, local_ip);
                         let write = tokio::select! {
                             _ = shutdown.cancelled() => return,
                             w = tokio::time::timeout(WRITE_DEADLINE, framed.send(frame)) => w,
@@ -172,6 +174,17 @@ async fn run(
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
+        }
+    }
+}
+
+/// A publication listening on every interface (`0.0.0.0:<port>`) is given the address of the
+/// interface this link leaves by, when that is not loopback: the parent (a LAN directory, on
+/// another host) passes it to subscribers who cannot reach this host's loopback.
+fn fill_in_host(frame: &mut Up, local_ip: Option<std::net::IpAddr>) {
+    if let (Up::Publish(info), Some(ip)) = (frame, local_ip) {
+        if info.addr.ip().is_unspecified() && !ip.is_loopback() {
+            info.addr.set_ip(ip);
         }
     }
 }

@@ -156,6 +156,9 @@ struct State {
     hello: Hello,
     directory: Option<SocketAddr>,
     session_addr: SocketAddr,
+    /// The listener for sessions from other hosts (`0.0.0.0:<port>`), bound with the first
+    /// publication at LAN scope or wider.
+    lan_addr: Option<SocketAddr>,
     engine: Engine,
     attach: Attachments,
     uplink: Option<UplinkHandle>,
@@ -202,6 +205,7 @@ pub(crate) fn spawn(
         hello,
         directory: config.directory,
         session_addr,
+        lan_addr: None,
         engine: Engine::new(Scope::Process),
         attach: Attachments::new(),
         uplink: None,
@@ -254,6 +258,24 @@ impl State {
             entry.conn.closed.cancel();
         }
         debug!("node stopped");
+    }
+
+    /// The address of the listener for sessions from other hosts, bound on first use on every
+    /// interface (`0.0.0.0:<port>`). Directories that pass a publication with this address
+    /// up to a LAN directory write in the address of the interface they reach it by; on this
+    /// host the address means loopback.
+    fn lan_listener(&mut self) -> std::io::Result<SocketAddr> {
+        if let Some(addr) = self.lan_addr {
+            return Ok(addr);
+        }
+        let std_listener = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let addr = listener.local_addr()?;
+        info!(%addr, "listening for sessions from other hosts");
+        tokio::spawn(accept_sessions(listener, self.hello.clone(), self.home.clone()).in_current_span());
+        self.lan_addr = Some(addr);
+        Ok(addr)
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -310,13 +332,24 @@ impl State {
             let _ = reply.send(Err(PublishError::AlreadyPublished(name)));
             return;
         }
+        let addr = if scope >= Scope::Lan {
+            match self.lan_listener() {
+                Ok(addr) => addr,
+                Err(e) => {
+                    let _ = reply.send(Err(PublishError::Listen(e.to_string())));
+                    return;
+                }
+            }
+        } else {
+            self.session_addr
+        };
         let id = PubId::random();
         let info = PubInfo {
             id,
             name,
             scope,
             process: self.id,
-            addr: self.session_addr,
+            addr,
         };
         info!(name = %info.name, %scope, id = %id.short(), "publishing");
         let deadline = Instant::now() + PUBLISH_ANSWER;
@@ -790,6 +823,12 @@ fn spawn_control_writer(conn: Arc<PeerConn>) -> mpsc::UnboundedSender<PeerMsg<'s
 }
 
 async fn dial(addr: SocketAddr, expected: ProcessId, hello: &Hello) -> Result<(TcpStream, Hello), String> {
+    // An unspecified address (`0.0.0.0:<port>`): a publisher on this host listening on every
+    // interface; reach it over loopback.
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;

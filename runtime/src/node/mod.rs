@@ -122,6 +122,9 @@ pub enum PublishError {
         /// Its reason.
         reason: String,
     },
+    /// A LAN publication needs a listener other hosts can reach, and it could not be bound.
+    #[error("cannot listen for sessions from other hosts: {0}")]
+    Listen(String),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
