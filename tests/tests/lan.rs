@@ -43,36 +43,50 @@ async fn a_publisher_and_a_subscriber_on_two_hosts_find_each_other_at_lan_scope(
     publisher.expect(&["delivered lab:svc LAN"]).await;
 }
 
+/// GROUP → HOST → LAN and back: the nearest publisher always wins, the subscriber falls back
+/// one level at a time as they go and upgrades as they return.
 #[tokio::test]
-async fn a_group_publisher_wins_over_the_lan_one_and_falls_back_to_it() {
+async fn fallback_and_upgrade_across_group_host_and_lan() {
     let Some(lab) = Lab::new(3) else { return };
     let _directories = directories(&lab).await;
     let mut far = lab.spawn(
         1,
-        "publisher@h1",
+        "lan-publisher@h1",
         "publisher",
         &["--name", "lab:svc", "--scope", "LAN"],
     );
     far.expect(&["published lab:svc LAN"]).await;
-    // A composite on h2: its group-cake under h2's host-cake, a GROUP publisher and a LAN
-    // subscriber in it.
+    // A composite on h2: its group-cake under h2's host-cake, a LAN subscriber in it.
     let mut group = lab.spawn(2, "group-cake@h2", "group-cake", &["--listen", "127.0.0.1:0"]);
     let listening = group.expect(&["listening "]).await;
     let group_addr = listening.trim_start_matches("listening ").trim().to_string();
-    let mut near = lab.spawn(
-        2,
-        "group-publisher@h2",
-        "publisher",
-        &[
-            "--name",
-            "lab:svc",
-            "--scope",
-            "GROUP",
-            "--directory",
-            &group_addr,
-        ],
-    );
+    let group_publisher = || {
+        lab.spawn(
+            2,
+            "group-publisher@h2",
+            "publisher",
+            &[
+                "--name",
+                "lab:svc",
+                "--scope",
+                "GROUP",
+                "--directory",
+                &group_addr,
+            ],
+        )
+    };
+    let host_publisher = || {
+        lab.spawn(
+            2,
+            "host-publisher@h2",
+            "publisher",
+            &["--name", "lab:svc", "--scope", "HOST"],
+        )
+    };
+    let mut near = group_publisher();
     near.expect(&["published lab:svc GROUP"]).await;
+    let mut mid = host_publisher();
+    mid.expect(&["published lab:svc HOST"]).await;
     let mut subscriber = lab.spawn(
         2,
         "subscriber@h2",
@@ -91,12 +105,33 @@ async fn a_group_publisher_wins_over_the_lan_one_and_falls_back_to_it() {
         first.starts_with("available lab:svc GROUP"),
         "nearest first: {first}"
     );
+
     near.kill9().await;
     subscriber.expect(&["dropped lab:svc GROUP"]).await;
-    let fallback = subscriber.expect(&["available lab:svc"]).await;
-    assert!(fallback.starts_with("available lab:svc LAN"), "{fallback}");
-    assert!(field(&fallback, "addr").starts_with("10.0.0.1:"), "{fallback}");
-    subscriber.expect(&["reply lab:svc seq=2"]).await;
+    let host = subscriber.expect(&["available lab:svc"]).await;
+    assert!(host.starts_with("available lab:svc HOST"), "{host}");
+    mid.kill9().await;
+    subscriber.expect(&["dropped lab:svc HOST"]).await;
+    let lan = subscriber.expect(&["available lab:svc"]).await;
+    assert!(lan.starts_with("available lab:svc LAN"), "{lan}");
+    assert!(field(&lan, "addr").starts_with("10.0.0.1:"), "{lan}");
+    subscriber.expect(&["reply lab:svc seq=3"]).await;
+
+    // Back up: HOST, then GROUP.
+    let mut mid = host_publisher();
+    mid.expect(&["published lab:svc HOST"]).await;
+    subscriber.expect(&["dropped lab:svc LAN", "upgrade"]).await;
+    let host = subscriber.expect(&["available lab:svc"]).await;
+    assert!(host.starts_with("available lab:svc HOST"), "{host}");
+    let mut near = group_publisher();
+    near.expect(&["published lab:svc GROUP"]).await;
+    subscriber.expect(&["dropped lab:svc HOST", "upgrade"]).await;
+    let group_again = subscriber.expect(&["available lab:svc"]).await;
+    assert!(
+        group_again.starts_with("available lab:svc GROUP"),
+        "{group_again}"
+    );
+    subscriber.expect(&["reply lab:svc seq=5"]).await;
 }
 
 #[tokio::test]
@@ -137,5 +172,59 @@ async fn lan_cake_killed_and_restarted_gets_every_listing_back_and_sessions_carr
         !before.all_lines().iter().any(|l| l.starts_with("dropped")),
         "{:#?}",
         before.seen
+    );
+}
+
+#[tokio::test]
+async fn a_host_whose_link_goes_down_is_dropped_and_comes_back_with_it() {
+    let Some(lab) = Lab::new(3) else { return };
+    let _directories = directories(&lab).await;
+    let mut publisher = lab.spawn(
+        1,
+        "publisher@h1",
+        "publisher",
+        &["--name", "lab:svc", "--scope", "LAN"],
+    );
+    publisher.expect(&["published lab:svc LAN"]).await;
+    let mut subscriber = lab.spawn(
+        2,
+        "subscriber@h2",
+        "subscriber",
+        &["--search", "lab:.*", "--scope", "LAN"],
+    );
+    subscriber.expect(&["reply lab:svc seq=1"]).await;
+
+    // h1 vanishes without a word: its link goes down, its sockets stay open.
+    lab.ip(1, &["link", "set", "eth0", "down"]);
+    let down = std::time::Instant::now();
+    let dropped = subscriber.expect(&["dropped lab:svc LAN"]).await;
+    eprintln!(
+        "h1's name dropped on h2 {:?} after its link went down: {dropped}",
+        down.elapsed()
+    );
+    assert!(dropped.contains("heartbeat"), "{dropped}");
+
+    // It comes back: the name is found again and answers.
+    lab.ip(1, &["link", "set", "eth0", "up"]);
+    let available = subscriber.expect(&["available lab:svc LAN"]).await;
+    assert!(field(&available, "addr").starts_with("10.0.0.1:"), "{available}");
+    subscriber.expect(&["reply lab:svc seq=2"]).await;
+}
+
+#[tokio::test]
+async fn lan_cake_refuses_a_host_that_runs_host_cake_and_says_why() {
+    let Some(lab) = Lab::new(2) else { return };
+    let _directories = directories(&lab).await; // host-cake on h1
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.netns(1)])
+        .arg(layer_cake_tests::bin("lan-cake"))
+        .output()
+        .expect("lan-cake runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot listen on 0.0.0.0:54195")
+            && stderr.contains("one host runs either host-cake or lan-cake, not both"),
+        "{stderr}"
     );
 }

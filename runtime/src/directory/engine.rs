@@ -108,7 +108,7 @@ impl Engine {
     /// Handles one frame from a child link.
     pub fn from_child(&mut self, link: LinkId, frame: Up, out: &mut Vec<Output>) {
         match frame {
-            Up::Hello(_) => {}
+            Up::Hello(_) | Up::Heartbeat => {}
             Up::Publish(info) => self.publish(link, info, out),
             Up::Retract { id } => {
                 if self.pubs.get(&id).is_some_and(|p| p.link == link) {
@@ -461,7 +461,7 @@ impl Engine {
     /// Handles one frame from the parent: passes it down to the link it concerns.
     pub fn from_parent(&mut self, frame: Down, out: &mut Vec<Output>) {
         match frame {
-            Down::Hello(_) => {}
+            Down::Hello(_) | Down::Heartbeat => {}
             Down::PubStatus { id, .. } => {
                 if let Some(entry) = self.pubs.get(&id) {
                     out.push(Output::ToLink(entry.link, frame));

@@ -16,13 +16,17 @@ use super::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::ids::ProcessId;
 use crate::scope::Scope;
 use crate::wire::directory::{Down, PubState, Up};
-use crate::wire::{Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTORY_FRAME};
+use crate::wire::{
+    needs_heartbeat, Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK,
+    HEARTBEAT_DEAD, HEARTBEAT_EVERY, MAX_DIRECTORY_FRAME,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -249,6 +253,7 @@ fn log_listing(link: LinkId, peer: &Hello, frame: &Up) {
         }
         Up::Unsubscribe { id } => info!(link, peer, id = %id.short(), "unsubscribe"),
         Up::Hello(_) => warn!(link, peer, "second greeting ignored"),
+        Up::Heartbeat => {}
     }
 }
 
@@ -275,6 +280,7 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
             warn!(link, peer, id = %id.short(), %reason, "subscription refused")
         }
         Down::Hello(_) => {}
+        Down::Heartbeat => {}
     }
 }
 
@@ -382,11 +388,30 @@ async fn serve_child(
         return;
     }
     let (mut sink, mut stream) = framed.split();
+    // Between hosts, both ends say they are still there; silence means the child is gone.
+    let heartbeat = needs_heartbeat(addr);
+    let mut check = tokio::time::interval(HEARTBEAT_CHECK);
+    let (mut last_rx, mut last_tx) = (Instant::now(), Instant::now());
     let reason = loop {
         tokio::select! {
             _ = cancel.cancelled() => break "dropped by the directory".to_string(),
+            _ = check.tick(), if heartbeat => {
+                if last_rx.elapsed() >= HEARTBEAT_DEAD {
+                    warn!(link, %addr, "closing connection: nothing from the child for {HEARTBEAT_DEAD:?}");
+                    break format!("no heartbeat for {HEARTBEAT_DEAD:?}");
+                }
+                if last_tx.elapsed() >= HEARTBEAT_EVERY {
+                    last_tx = Instant::now();
+                    match tokio::time::timeout(WRITE_DEADLINE, sink.send(Down::Heartbeat)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break e.to_string(),
+                        Err(_) => break "not reading".to_string(),
+                    }
+                }
+            }
             frame = rx.recv() => match frame {
                 Some(frame) => {
+                    last_tx = Instant::now();
                     let write = tokio::select! {
                         _ = cancel.cancelled() => break "dropped by the directory".to_string(),
                         w = tokio::time::timeout(WRITE_DEADLINE, write_batch(&mut sink, frame, &mut rx)) => w,
@@ -413,7 +438,11 @@ async fn serve_child(
                     warn!(link, %addr, "closing connection: unexpected second greeting");
                     break "unexpected second greeting".to_string();
                 }
+                Some(Ok(Up::Heartbeat)) => last_rx = Instant::now(),
                 Some(Ok(frame)) => {
+                    if heartbeat {
+                        last_rx = Instant::now();
+                    }
                     if inbox.send(Event::Frame(link, frame)).await.is_err() {
                         return;
                     }

@@ -403,7 +403,7 @@ impl State {
             Down::SubRefused { id, at, reason } => {
                 warn!(id = %id.short(), %at, %reason, "subscription refused by a directory")
             }
-            Down::Hello(_) => {}
+            Down::Hello(_) | Down::Heartbeat => {}
         }
     }
 

@@ -13,7 +13,10 @@ use super::{Event, Home};
 use crate::ids::{ProcessId, SessionId};
 use crate::scope::Scope;
 use crate::wire::peer::{encode_control, encode_data, DataHeader, PeerMsg};
-use crate::wire::{frame::frame_error, JsonCodec, WireError, MAX_SESSION_FRAME};
+use crate::wire::{
+    frame::frame_error, needs_heartbeat, JsonCodec, WireError, HEARTBEAT_CHECK, HEARTBEAT_DEAD,
+    HEARTBEAT_EVERY, MAX_SESSION_FRAME,
+};
 use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::value::RawValue;
@@ -590,11 +593,23 @@ where
 async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<PeerConn>, mut io: W) {
     let mut chunk = BytesMut::new();
     let mut open = true;
+    let heartbeat = conn.remote_addr.is_some_and(needs_heartbeat);
+    let mut check = tokio::time::interval(HEARTBEAT_CHECK);
+    let mut last_tx = tokio::time::Instant::now();
     while open {
         tokio::select! {
             biased;
             _ = conn.wake_writer.notified() => {}
             _ = conn.closed.cancelled() => open = false,
+            _ = check.tick(), if heartbeat => {
+                if last_tx.elapsed() < HEARTBEAT_EVERY {
+                    continue;
+                }
+                let mut out = conn.outbox.lock().expect("outbox lock");
+                if out.buf.is_empty() {
+                    let _ = encode_control(&JsonCodec, &mut out.buf, MAX_SESSION_FRAME, &PeerMsg::Heartbeat);
+                }
+            }
         }
         loop {
             {
@@ -606,6 +621,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<PeerConn>, mut io: W) {
                 std::mem::swap(&mut out.buf, &mut chunk);
             }
             conn.room.notify_waiters();
+            last_tx = tokio::time::Instant::now();
             let limit = if open {
                 SEND_TIMEOUT
             } else {
@@ -644,10 +660,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // Made once: re-creating it each turn would register a waiter per frame.
     let closed = conn.closed.clone().cancelled_owned();
     tokio::pin!(closed);
+    // Between hosts the peer says it is still there; silence means its host is gone.
+    let heartbeat = conn.remote_addr.is_some_and(needs_heartbeat);
+    let mut check = tokio::time::interval(HEARTBEAT_CHECK);
+    let mut last_rx = tokio::time::Instant::now();
     let reason = loop {
         tokio::select! {
             biased;
             _ = &mut closed => break "connection closed".to_string(),
+            _ = check.tick(), if heartbeat => {
+                if last_rx.elapsed() >= HEARTBEAT_DEAD {
+                    tracing::warn!(peer = %conn.remote_name, "closing session connection: nothing from the peer for {HEARTBEAT_DEAD:?}");
+                    break format!("no heartbeat from the peer for {HEARTBEAT_DEAD:?}");
+                }
+            }
             Some(c) = ctl.recv() => match c {
                 Ctl::Add { session, events } => {
                     let d = Delivery { session, events, announced: false };
@@ -669,6 +695,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 None => break "closed by the peer".to_string(),
                 Some(Err(e)) => break frame_error(e, MAX_SESSION_FRAME).to_string(),
                 Some(Ok(frame)) => {
+                    if heartbeat {
+                        last_rx = tokio::time::Instant::now();
+                    }
                     if let Err(reason) = on_frame(&conn, &mut sessions, frame.freeze(), &home).await {
                         tracing::warn!(peer = %conn.remote_name, %reason, "closing session connection: bad frame");
                         break reason;
@@ -771,6 +800,7 @@ async fn on_frame(
             home.session_ended(conn.id, session, reason).await;
         }
         PeerMsg::Hello(_) => return Err("unexpected second greeting".into()),
+        PeerMsg::Heartbeat => {}
     }
     Ok(())
 }

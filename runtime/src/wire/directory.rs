@@ -110,6 +110,8 @@ pub enum Up {
         /// The subscription.
         id: SubId,
     },
+    /// Still here (between hosts only; see [`HEARTBEAT_EVERY`](super::HEARTBEAT_EVERY)).
+    Heartbeat,
 }
 
 /// Frames from a directory to a child.
@@ -140,6 +142,8 @@ pub enum Down {
     /// A match that no longer holds (the publication went, or stopped being active, or the
     /// directory that made it went away). A session opened over it is not closed by this.
     RouteCleared(RouteKey),
+    /// Still here (between hosts only; see [`HEARTBEAT_EVERY`](super::HEARTBEAT_EVERY)).
+    Heartbeat,
 }
 
 #[cfg(test)]
@@ -217,5 +221,7 @@ mod tests {
             serde_json::to_string(&Down::RouteCleared(route.key())).unwrap(),
             r#"{"RouteCleared":{"sub":"00000000-0000-0000-0000-000000000003","at":"HOST","publication":"00000000-0000-0000-0000-000000000002","name":"svc"}}"#
         );
+        assert_eq!(serde_json::to_string(&Up::Heartbeat).unwrap(), r#""Heartbeat""#);
+        assert_eq!(serde_json::to_string(&Down::Heartbeat).unwrap(), r#""Heartbeat""#);
     }
 }

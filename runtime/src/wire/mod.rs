@@ -26,3 +26,21 @@ pub const MAX_SESSION_FRAME: usize = 16 << 20;
 
 /// How long a peer has, after connecting, to send its [`Hello`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// On a connection between hosts (a peer that is not on loopback), each side sends a
+/// `Heartbeat` frame when it has sent nothing else for this long...
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// ...and the connection is over when nothing at all has come from the peer for this long:
+/// a host that vanished without closing its sockets (its link down, its processes frozen) is
+/// noticed within this, plus up to [`HEARTBEAT_CHECK`].
+pub const HEARTBEAT_DEAD: Duration = Duration::from_secs(3);
+
+/// How often both of the above are checked.
+pub const HEARTBEAT_CHECK: Duration = Duration::from_millis(500);
+
+/// Whether a connection with a peer at `addr` carries heartbeats: those between hosts do;
+/// on loopback the kernel tells at once of a peer that goes.
+pub fn needs_heartbeat(addr: std::net::SocketAddr) -> bool {
+    !addr.ip().is_loopback()
+}

@@ -76,6 +76,8 @@ pub enum PeerMsg<'a> {
     /// An application message (either way).
     #[serde(borrow)]
     Data(Data<'a>),
+    /// Still here (between hosts only; see [`HEARTBEAT_EVERY`](super::HEARTBEAT_EVERY)).
+    Heartbeat,
 }
 
 /// The fields of a `Data` frame other than its body.
@@ -246,6 +248,10 @@ mod format_tests {
         assert_eq!(
             &buf[4..],
             br#"{"Data":{"session":1,"corr":7,"type":"Xy","body":{"x":2,"y":2}}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&PeerMsg::Heartbeat).unwrap(),
+            r#""Heartbeat""#
         );
     }
 }
