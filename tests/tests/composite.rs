@@ -384,7 +384,7 @@ fn log_follows_new_lines_and_takes_relative_ranges() {
     t.ok(&["start"]);
     wait_for("the first line", || t.ok(&["log", "talker"]).contains(" first\n"));
     let mut follow = t
-        .command(&["log", "talker", "--follow", "--count", "0"])
+        .command(&["log", "talker", "--follow", "--count", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -398,6 +398,9 @@ fn log_follows_new_lines_and_takes_relative_ranges() {
             }
         }
     });
+    // It prints the last line it has, then follows: once that is here, it is following.
+    let last = rx.recv_timeout(WAIT).expect("follow prints the last line");
+    assert!(last.ends_with(" first"), "{last}");
     std::fs::write(&gate, "").unwrap();
     let line = rx.recv_timeout(WAIT).expect("follow prints the new line");
     let _ = follow.kill();

@@ -154,6 +154,18 @@ pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> Result<bool>) ->
     }
 }
 
+/// Whether process `pid` has ended (gone, or a zombie waiting to be reaped).
+pub fn process_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
 /// A duration as a person reads it: `45s`, `5m03s`, `2h07m`, `3d04h`.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();

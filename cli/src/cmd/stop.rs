@@ -1,6 +1,6 @@
 //! `layer-cake stop`: end the background composite.
 
-use super::wait_until;
+use super::{process_ended, wait_until};
 use anyhow::{bail, Result};
 use clap::Args;
 use layer_cake::home::Home;
@@ -31,7 +31,8 @@ impl Stop {
             Err(e) => bail!("cannot signal group-cake (pid {}): {e}", status.pid),
         }
         let timeout = Duration::from_secs(self.timeout);
-        if !wait_until(timeout, || Ok(!home.is_running()?))? {
+        // The lock is let go as group-cake ends; "stopped" means the process is gone too.
+        if !wait_until(timeout, || Ok(!home.is_running()? && process_ended(status.pid)))? {
             bail!(
                 "group-cake (pid {}) is still stopping after {timeout:?}; see {}",
                 status.pid,

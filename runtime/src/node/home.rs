@@ -621,11 +621,21 @@ impl State {
             return;
         };
         let session = open.session;
+        // A peer on another host may open only publications that reach other hosts.
+        let from_afar = entry.conn.remote_addr.is_some_and(|a| !a.ip().is_loopback());
         match self
             .pubs
             .get_mut(&open.publication)
             .filter(|p| p.info.name == open.name)
         {
+            Some(p) if from_afar && p.info.scope < Scope::Lan => {
+                warn!(name = %p.info.name, peer = %entry.conn.remote_name, addr = ?entry.conn.remote_addr, "refused a session from another host to a {} publication", p.info.scope);
+                let reason = format!(
+                    "{:?} is published at {} scope: not reachable from other hosts",
+                    open.name, p.info.scope
+                );
+                let _ = entry.control.send(PeerMsg::Refused { session, reason });
+            }
             Some(p) => {
                 let s = Session::new(session, open.name, open.at, Role::Publisher, entry.conn.clone());
                 info!(name = %p.info.name, peer = %entry.conn.remote_name, peer_id = %entry.conn.remote.short(), %session, "session delivered");
