@@ -42,6 +42,7 @@ enum Command {
     History(cmd::history::History),
     Returned(cmd::returned::Returned),
     Log(cmd::log::Log),
+    Service(cmd::service::Service),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         Command::History(c) => c.run(&cli.home_path),
         Command::Returned(c) => c.run(&cli.home_path),
         Command::Log(c) => c.run(&cli.home_path),
+        Command::Service(c) => c.run(&cli.home_path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,6 +113,8 @@ pub fn spawn(
     command
         .args(start.args)
         .envs(start.env.iter().map(|(k, v)| (*k, v.as_str())))
+        // systemd's readiness socket is group-cake's own, not its roles'.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -166,6 +166,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
     sup.status.state = CompositeState::Running;
     sup.save();
     info!(roles = sup.roles.len(), directory = %options.directory, "composite running");
+    layer_cake::daemon::notify_ready();
 
     let end = loop {
         if let Some(code) = sup.main_ended {

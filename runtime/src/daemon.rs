@@ -82,6 +82,7 @@ pub async fn run_directory(
     config.parent = args.connect_to_directory.or(default_parent);
     config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);
     tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), "{name} started");
+    notify_ready();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -90,6 +91,17 @@ pub async fn run_directory(
     });
     server::run(listener, config, shutdown).await;
     Ok(())
+}
+
+/// Tells systemd (a `Type=notify` unit) that the daemon is ready: it listens and serves.
+/// Does nothing when not started by systemd (no `NOTIFY_SOCKET`).
+pub fn notify_ready() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd the daemon is ready");
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

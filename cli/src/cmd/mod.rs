@@ -10,6 +10,7 @@ pub mod list;
 pub mod log;
 pub mod returned;
 pub mod run;
+pub mod service;
 pub mod start;
 pub mod status;
 pub mod stop;
