@@ -43,6 +43,8 @@ enum Command {
     Returned(cmd::returned::Returned),
     Log(cmd::log::Log),
     Service(cmd::service::Service),
+    Network(cmd::network::Network),
+    Ping(cmd::ping::Ping),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,8 @@ fn main() -> ExitCode {
         Command::Returned(c) => c.run(&cli.home_path),
         Command::Log(c) => c.run(&cli.home_path),
         Command::Service(c) => c.run(&cli.home_path),
+        Command::Network(c) => c.run(&cli.home_path),
+        Command::Ping(c) => c.run(&cli.home_path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,6 +78,20 @@ impl Lab {
         Proc::spawn_command(label, cmd, args, &[])
     }
 
+    /// Runs one of the workspace's programs on host `k` to the end, in `dir`, and returns what
+    /// it printed (the CLI, say).
+    pub fn run(&self, k: usize, dir: &std::path::Path, program: &str, args: &[&str]) -> std::process::Output {
+        StdCommand::new("ip")
+            .args(["netns", "exec", &self.netns(k)])
+            .arg(bin(program))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("LC_HOME")
+            .env_remove("LC_DIRECTORY")
+            .output()
+            .expect("ip netns exec runs")
+    }
+
     /// Runs `ip ARGS` in host `k`'s namespace (to take its link down, say).
     pub fn ip(&self, k: usize, args: &[&str]) {
         let status = StdCommand::new("ip")

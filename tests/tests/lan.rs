@@ -19,6 +19,49 @@ async fn directories(lab: &Lab) -> Vec<Proc> {
     procs
 }
 
+/// `layer-cake network` on a host shows the LAN directory above the host's, with nothing
+/// configured: host-cake at its default address, lan-cake at the standard .195.
+#[tokio::test]
+async fn network_shows_the_lan_directory_above_the_host() {
+    let Some(lab) = Lab::new(2) else { return };
+    let _directories = directories(&lab).await;
+    // host-cake goes up to the LAN directory once something registers at LAN scope.
+    let mut publisher = lab.spawn(
+        1,
+        "publisher@h1",
+        "publisher",
+        &["--name", "lab:svc", "--scope", "LAN"],
+    );
+    publisher.expect(&["published lab:svc LAN"]).await;
+    let folder = tempfile::tempdir().expect("a folder with no home");
+    let out = lab.run(1, folder.path(), "layer-cake", &["network", "--long-listing"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\([0-9a-f]{8}\)", "([ID])");
+    settings.add_filter(r":\d+\b", ":[PORT]");
+    settings.bind(|| insta::assert_snapshot!("network_in_the_lab", tree));
+    // The LAN directory answers pings too: through host-cake, across the lab's link.
+    let lan_id = &tree[tree.find('(').unwrap() + 1..tree.find(')').unwrap()];
+    let out = lab.run(
+        1,
+        folder.path(),
+        "layer-cake",
+        &["ping", lan_id, "-c", "2", "--interval-ms", "1"],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.starts_with(&format!("PING [LAN] lan-cake ({lan_id}) via host-cake (")),
+        "{said}"
+    );
+    assert!(said.contains("--- 2 sent, 2 answered"), "{said}");
+}
+
 #[tokio::test]
 async fn a_publisher_and_a_subscriber_on_two_hosts_find_each_other_at_lan_scope() {
     let Some(lab) = Lab::new(3) else { return };

@@ -8,12 +8,15 @@ pub mod edit;
 pub mod history;
 pub mod list;
 pub mod log;
+pub mod network;
+pub mod ping;
 pub mod returned;
 pub mod run;
 pub mod service;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod tree;
 pub mod update;
 
 use anyhow::{bail, Result};

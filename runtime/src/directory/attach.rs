@@ -125,6 +125,30 @@ impl Attachments {
         })
     }
 
+    /// Every session held, in the wire's terms, ordered by subscription then name (what a
+    /// process answers [`Down::AskSessions`](crate::wire::directory::Down::AskSessions) with).
+    pub fn describe(&self) -> Vec<crate::wire::directory::SessionInfo> {
+        let mut held: Vec<_> = self
+            .names
+            .iter()
+            .filter_map(|((sub, name), state)| {
+                let c = state.current.as_ref()?;
+                Some((
+                    (sub.0, name),
+                    crate::wire::directory::SessionInfo {
+                        session: c.session,
+                        sub: *sub,
+                        at: c.at,
+                        publisher: c.publisher.clone(),
+                        open: c.open,
+                    },
+                ))
+            })
+            .collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        held.into_iter().map(|(_, info)| info).collect()
+    }
+
     /// A directory matched `route.sub` to a publication.
     pub fn route(&mut self, route: Route, out: &mut Vec<Action>) {
         let key = (route.sub, route.publisher.name.clone());

@@ -100,6 +100,22 @@ impl Engine {
         self.wider > 0
     }
 
+    /// Every listing held here, by the link that registered it, each in registration order.
+    pub fn listings(&self) -> HashMap<LinkId, (Vec<PubInfo>, Vec<SubInfo>)> {
+        let mut pubs: Vec<&PubEntry> = self.pubs.values().collect();
+        pubs.sort_unstable_by_key(|p| p.seq);
+        let mut subs: Vec<&SubEntry> = self.subs.values().collect();
+        subs.sort_unstable_by_key(|s| s.seq);
+        let mut by_link: HashMap<LinkId, (Vec<PubInfo>, Vec<SubInfo>)> = HashMap::new();
+        for p in pubs {
+            by_link.entry(p.link).or_default().0.push(p.info.clone());
+        }
+        for s in subs {
+            by_link.entry(s.link).or_default().1.push(s.info.clone());
+        }
+        by_link
+    }
+
     /// How many publications and subscriptions the engine holds.
     pub fn counts(&self) -> (usize, usize) {
         (self.pubs.len(), self.subs.len())
@@ -108,7 +124,14 @@ impl Engine {
     /// Handles one frame from a child link.
     pub fn from_child(&mut self, link: LinkId, frame: Up, out: &mut Vec<Output>) {
         match frame {
-            Up::Hello(_) | Up::Heartbeat => {}
+            // Inspection and pings are the daemon's business, not matching.
+            Up::Hello(_)
+            | Up::Heartbeat
+            | Up::Inspect { .. }
+            | Up::Ping { .. }
+            | Up::Pong { .. }
+            | Up::AskSessions { .. }
+            | Up::Sessions { .. } => {}
             Up::Publish(info) => self.publish(link, info, out),
             Up::Retract { id } => {
                 if self.pubs.get(&id).is_some_and(|p| p.link == link) {
@@ -461,7 +484,13 @@ impl Engine {
     /// Handles one frame from the parent: passes it down to the link it concerns.
     pub fn from_parent(&mut self, frame: Down, out: &mut Vec<Output>) {
         match frame {
-            Down::Hello(_) | Down::Heartbeat => {}
+            Down::Hello(_)
+            | Down::Heartbeat
+            | Down::Report { .. }
+            | Down::Ping { .. }
+            | Down::Pong { .. }
+            | Down::AskSessions { .. }
+            | Down::Sessions { .. } => {}
             Down::PubStatus { id, .. } => {
                 if let Some(entry) = self.pubs.get(&id) {
                     out.push(Output::ToLink(entry.link, frame));

@@ -4,9 +4,11 @@
 //! - [`Attachments`]: the subscriber side, choosing the nearest route and handling fallback and
 //!   upgrade.
 //! - [`Search`]: exact names and full-match regular expressions.
-//! - [`server`]: the directory daemon (group-cake, host-cake) around an engine.
+//! - [`server`]: the directory daemon (group-cake, host-cake, lan-cake) around an engine.
+//! - [`client`]: inspecting a directory and pinging through it (`layer-cake network`, `ping`).
 
 mod attach;
+pub mod client;
 mod engine;
 mod search;
 pub mod server;

@@ -15,7 +15,7 @@ use super::engine::{Engine, LinkId, Output};
 use super::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::ids::ProcessId;
 use crate::scope::Scope;
-use crate::wire::directory::{Down, PubState, Up};
+use crate::wire::directory::{ChildReport, DirectoryReport, Down, PubState, TreeNode, Up};
 use crate::wire::{
     needs_heartbeat, Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK,
     HEARTBEAT_DEAD, HEARTBEAT_EVERY, MAX_DIRECTORY_FRAME,
@@ -94,8 +94,20 @@ pub async fn run(listener: TcpListener, config: DirectoryConfig, shutdown: Cance
         .await
 }
 
+/// Questions (pings, session lists) passed on to a child and not answered yet, at most.
+const PENDING_PINGS: usize = 1024;
+/// How long a passed-on question waits for its answer before it is forgotten.
+const RELAY_FOR: Duration = Duration::from_secs(10);
+
 struct Directory {
     config: DirectoryConfig,
+    /// Where this directory accepts children.
+    listen: Option<SocketAddr>,
+    /// The parent, while connected.
+    parent: Option<Hello>,
+    /// Questions passed on to a child: our tag → (the asker's link, its number, when).
+    pings: HashMap<u64, (LinkId, u64, std::time::Instant)>,
+    next_ping: u64,
     engine: Engine,
     links: HashMap<LinkId, Link>,
     uplink: Option<UplinkHandle>,
@@ -110,6 +122,10 @@ impl Directory {
         Directory {
             engine: Engine::new(config.scope),
             config,
+            listen: None,
+            parent: None,
+            pings: HashMap::new(),
+            next_ping: 0,
             links: HashMap::new(),
             uplink: None,
             parent_epoch: None,
@@ -121,6 +137,7 @@ impl Directory {
     async fn run(mut self, listener: TcpListener) {
         let (inbox_tx, mut inbox) = mpsc::channel::<Event>(4096);
         let (up_tx, mut up_rx) = mpsc::channel::<UplinkEvent>(1024);
+        self.listen = listener.local_addr().ok();
         let greeting = Greeting {
             ours: self.hello(),
             timeout: self.config.handshake_timeout,
@@ -151,12 +168,104 @@ impl Directory {
     }
 
     fn hello(&self) -> Hello {
-        Hello::new(
+        let mut hello = Hello::new(
             PeerKind::Directory,
             self.config.id,
             self.config.scope,
             self.config.name.clone(),
-        )
+        );
+        hello.listen = self.listen;
+        hello
+    }
+
+    /// What `layer-cake network` is told: this directory, its parent, its children.
+    fn report(&self) -> DirectoryReport {
+        let mut listings = self.engine.listings();
+        let mut links: Vec<(&LinkId, &Link)> = self.links.iter().collect();
+        links.sort_unstable_by_key(|(id, _)| **id);
+        DirectoryReport {
+            node: TreeNode::from(&self.hello()),
+            parent_addr: self.config.parent,
+            parent: self.parent.as_ref().map(TreeNode::from),
+            children: links
+                .into_iter()
+                .map(|(id, link)| {
+                    let (publishes, subscribes) = listings.remove(id).unwrap_or_default();
+                    ChildReport {
+                        node: TreeNode::from(&link.hello),
+                        publishes,
+                        subscribes,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Inspection and pings from a child; anything else is for the engine.
+    fn on_child_frame(&mut self, link: LinkId, frame: Up) {
+        match frame {
+            Up::Inspect { query } => {
+                let report = self.report();
+                self.send_down(link, Down::Report { query, report });
+            }
+            Up::Ping { seq, target } if target == self.config.id => self.send_down(link, Down::Pong { seq }),
+            // The directory above (lan-cake above host-cake): it answers for itself.
+            Up::Ping { seq, target } if self.parent.as_ref().is_some_and(|p| p.id == target) => {
+                if let Some(tag) = self.remember(link, seq) {
+                    self.send_up(Up::Ping { seq: tag, target });
+                }
+            }
+            Up::Ping { seq, target } => self.relay(link, seq, target, |tag| Down::Ping { seq: tag }),
+            Up::AskSessions { query, target } => {
+                self.relay(link, query, target, |tag| Down::AskSessions { query: tag })
+            }
+            Up::Pong { seq } => {
+                if let Some((asker, seq, _)) = self.pings.remove(&seq) {
+                    self.send_down(asker, Down::Pong { seq });
+                }
+            }
+            Up::Sessions { query, sessions } => {
+                if let Some((asker, query, _)) = self.pings.remove(&query) {
+                    self.send_down(asker, Down::Sessions { query, sessions });
+                }
+            }
+            frame => self.engine.from_child(link, frame, &mut self.out),
+        }
+    }
+
+    /// Passes a question from `asker` (its number `theirs`) on to the child `target` under a
+    /// tag of ours; the answer comes back to the asker under its own number.
+    fn relay(&mut self, asker: LinkId, theirs: u64, target: ProcessId, ask: impl FnOnce(u64) -> Down) {
+        let child = self
+            .links
+            .iter()
+            .find(|(_, l)| l.hello.id == target)
+            .map(|(id, _)| *id);
+        match child {
+            Some(child) => {
+                if let Some(tag) = self.remember(asker, theirs) {
+                    self.send_down(child, ask(tag));
+                }
+            }
+            None => {
+                debug!(link = asker, target = %target.short(), "a question for a node that is not a child here")
+            }
+        }
+    }
+
+    /// Notes a question from `asker` (its number `theirs`) about to be passed on; the tag to
+    /// pass it under, or `None` when too many are in flight.
+    fn remember(&mut self, asker: LinkId, theirs: u64) -> Option<u64> {
+        let now = std::time::Instant::now();
+        self.pings
+            .retain(|_, (_, _, at)| now.duration_since(*at) < RELAY_FOR);
+        if self.pings.len() >= PENDING_PINGS {
+            warn!(link = asker, "too many questions in flight; one dropped");
+            return None;
+        }
+        self.next_ping += 1;
+        self.pings.insert(self.next_ping, (asker, theirs, now));
+        Some(self.next_ping)
     }
 
     fn on_event(&mut self, event: Event) {
@@ -173,12 +282,13 @@ impl Directory {
             Event::Frame(link, frame) => {
                 if let Some(l) = self.links.get(&link) {
                     log_listing(link, &l.hello, &frame);
-                    self.engine.from_child(link, frame, &mut self.out);
+                    self.on_child_frame(link, frame);
                 }
             }
             Event::Closed(link, reason) => {
                 if let Some(l) = self.links.remove(&link) {
                     info!(link, peer = %l.hello.name, peer_id = %l.hello.id.short(), %reason, "child gone");
+                    self.pings.retain(|_, (asker, _, _)| *asker != link);
                     self.engine.link_lost(link, &mut self.out);
                 }
             }
@@ -187,19 +297,35 @@ impl Directory {
 
     fn on_uplink(&mut self, event: UplinkEvent) {
         match event {
-            UplinkEvent::Connected { epoch, .. } => {
+            UplinkEvent::Connected { epoch, parent } => {
+                self.parent = Some(parent);
                 self.parent_epoch = Some(epoch);
                 self.engine.parent_connected(&mut self.out);
             }
             UplinkEvent::Frame { epoch, frame } => {
                 if self.parent_epoch == Some(epoch) {
-                    self.engine.from_parent(frame, &mut self.out);
+                    match frame {
+                        Down::Ping { seq } => self.send_up(Up::Pong { seq }),
+                        // The answer to a ping this directory passed up for a child.
+                        Down::Pong { seq } => {
+                            if let Some((asker, seq, _)) = self.pings.remove(&seq) {
+                                self.send_down(asker, Down::Pong { seq });
+                            }
+                        }
+                        // A directory holds no sessions of its own.
+                        Down::AskSessions { query } => self.send_up(Up::Sessions {
+                            query,
+                            sessions: Vec::new(),
+                        }),
+                        frame => self.engine.from_parent(frame, &mut self.out),
+                    }
                 }
             }
             UplinkEvent::Unreachable => {}
             UplinkEvent::Lost { epoch } => {
                 if self.parent_epoch == Some(epoch) {
                     self.parent_epoch = None;
+                    self.parent = None;
                     self.engine.parent_lost(&mut self.out);
                 }
             }
@@ -253,7 +379,10 @@ fn log_listing(link: LinkId, peer: &Hello, frame: &Up) {
         }
         Up::Unsubscribe { id } => info!(link, peer, id = %id.short(), "unsubscribe"),
         Up::Hello(_) => warn!(link, peer, "second greeting ignored"),
-        Up::Heartbeat => {}
+        Up::Heartbeat | Up::Pong { .. } | Up::Sessions { .. } => {}
+        Up::AskSessions { target, .. } => debug!(link, peer, target = %target.short(), "ask sessions"),
+        Up::Inspect { .. } => debug!(link, peer, "inspect"),
+        Up::Ping { target, .. } => debug!(link, peer, target = %target.short(), "ping"),
     }
 }
 
@@ -280,7 +409,12 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
             warn!(link, peer, id = %id.short(), %reason, "subscription refused")
         }
         Down::Hello(_) => {}
-        Down::Heartbeat => {}
+        Down::Heartbeat
+        | Down::Report { .. }
+        | Down::Ping { .. }
+        | Down::Pong { .. }
+        | Down::AskSessions { .. }
+        | Down::Sessions { .. } => {}
     }
 }
 

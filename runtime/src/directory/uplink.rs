@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub(crate) enum UplinkEvent {
     /// Connected and greeted; frames for this epoch will now be sent.
-    Connected { epoch: u64 },
+    Connected { epoch: u64, parent: Hello },
     /// A frame from the parent, on the connection of `epoch` (the owner ignores frames of an
     /// epoch it has already given up on).
     Frame { epoch: u64, frame: Down },
@@ -132,7 +132,14 @@ async fn run(
         let local_ip = framed.get_ref().local_addr().ok().map(|a| a.ip());
         let connected_at = Instant::now();
         tracing::info!(%addr, parent = %parent.name, id = %parent.id.short(), "connected to parent directory");
-        if events.send(UplinkEvent::Connected { epoch }).await.is_err() {
+        if events
+            .send(UplinkEvent::Connected {
+                epoch,
+                parent: parent.clone(),
+            })
+            .await
+            .is_err()
+        {
             return;
         }
         // Between hosts, both ends say they are still there; silence means the parent is gone.

@@ -403,7 +403,13 @@ impl State {
             Down::SubRefused { id, at, reason } => {
                 warn!(id = %id.short(), %at, %reason, "subscription refused by a directory")
             }
-            Down::Hello(_) | Down::Heartbeat => {}
+            Down::Hello(_)
+            | Down::Heartbeat
+            | Down::Report { .. }
+            | Down::Ping { .. }
+            | Down::Pong { .. }
+            | Down::AskSessions { .. }
+            | Down::Sessions { .. } => {}
         }
     }
 
@@ -449,7 +455,16 @@ impl State {
             }
             UplinkEvent::Frame { epoch, frame } => {
                 if self.parent_epoch == Some(epoch) {
-                    self.engine.from_parent(frame, &mut self.out);
+                    match frame {
+                        // `layer-cake ping`: answered by the process itself.
+                        Down::Ping { seq } => self.out.push(Output::ToParent(Up::Pong { seq })),
+                        // `layer-cake network -l`: the sessions this process holds.
+                        Down::AskSessions { query } => self.out.push(Output::ToParent(Up::Sessions {
+                            query,
+                            sessions: self.attach.describe(),
+                        })),
+                        frame => self.engine.from_parent(frame, &mut self.out),
+                    }
                 }
             }
             UplinkEvent::Lost { epoch } => {

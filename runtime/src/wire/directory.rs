@@ -4,7 +4,7 @@
 //! [`Down`] frames: its `Hello`, then the status of the child's publications and the routes its
 //! matches produce. Application traffic never flows on these links.
 
-use crate::ids::{ProcessId, PubId, SubId};
+use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -112,6 +112,107 @@ pub enum Up {
     },
     /// Still here (between hosts only; see [`HEARTBEAT_EVERY`](super::HEARTBEAT_EVERY)).
     Heartbeat,
+    /// Asks the directory to describe itself and its children (`layer-cake network`); it
+    /// answers [`Down::Report`] with the same `query`.
+    Inspect {
+        /// Chosen by the asker, echoed in the answer.
+        query: u64,
+    },
+    /// Asks the directory to pass a ping to `target` (itself, or one of its children) and
+    /// to answer [`Down::Pong`] when it comes back (`layer-cake ping`).
+    Ping {
+        /// Chosen by the asker, echoed in the answer.
+        seq: u64,
+        /// The node to reach.
+        target: ProcessId,
+    },
+    /// The answer to a [`Down::Ping`] from the directory above.
+    Pong {
+        /// The ping's `seq`.
+        seq: u64,
+    },
+    /// Asks the directory to ask `target` (one of its child processes) which sessions it
+    /// holds as a subscriber, and to answer [`Down::Sessions`] (`layer-cake network -l`).
+    AskSessions {
+        /// Chosen by the asker, echoed in the answer.
+        query: u64,
+        /// The process to ask.
+        target: ProcessId,
+    },
+    /// A process's answer to [`Down::AskSessions`]: the sessions it holds as a subscriber.
+    Sessions {
+        /// The question's `query`.
+        query: u64,
+        /// One entry per session, opening or open.
+        sessions: Vec<SessionInfo>,
+    },
+}
+
+/// One session a subscriber holds: the subscriber → publisher edge of the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The session.
+    pub session: SessionId,
+    /// The subscription it serves.
+    pub sub: SubId,
+    /// The scope of the route it was opened over (the directory that matched it).
+    pub at: Scope,
+    /// The publication at the other end.
+    pub publisher: PubInfo,
+    /// Did the publisher accept it (`Available` reported)?
+    pub open: bool,
+}
+
+/// One node of the tree, as its directory knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeNode {
+    /// A directory or an application process.
+    pub kind: super::PeerKind,
+    /// The scope of its own directory (`PROCESS` for an application).
+    pub scope: Scope,
+    /// Its readable name.
+    pub name: String,
+    /// Its identity.
+    pub id: ProcessId,
+    /// Where it accepts children, for a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl From<&super::Hello> for TreeNode {
+    fn from(h: &super::Hello) -> TreeNode {
+        TreeNode {
+            kind: h.kind,
+            scope: h.scope,
+            name: h.name.clone(),
+            id: h.id,
+            listen: h.listen,
+        }
+    }
+}
+
+/// A child of a directory and what it registered there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// The child.
+    pub node: TreeNode,
+    /// Its publications held by this directory.
+    pub publishes: Vec<PubInfo>,
+    /// Its subscriptions held by this directory.
+    pub subscribes: Vec<SubInfo>,
+}
+
+/// A directory's answer to [`Up::Inspect`]: itself, its parent, its children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryReport {
+    /// The directory itself.
+    pub node: TreeNode,
+    /// Where its parent is, when it has one configured.
+    pub parent_addr: Option<SocketAddr>,
+    /// Its parent, while connected.
+    pub parent: Option<TreeNode>,
+    /// Every connected child, in the order they connected.
+    pub children: Vec<ChildReport>,
 }
 
 /// Frames from a directory to a child.
@@ -144,6 +245,35 @@ pub enum Down {
     RouteCleared(RouteKey),
     /// Still here (between hosts only; see [`HEARTBEAT_EVERY`](super::HEARTBEAT_EVERY)).
     Heartbeat,
+    /// The answer to [`Up::Inspect`].
+    Report {
+        /// The asker's `query`.
+        query: u64,
+        /// What the directory knows.
+        report: DirectoryReport,
+    },
+    /// A ping for this child: answer [`Up::Pong`] with the same `seq`.
+    Ping {
+        /// Echoed in the answer.
+        seq: u64,
+    },
+    /// The answer to the asker's [`Up::Ping`]: the target answered.
+    Pong {
+        /// The asker's `seq`.
+        seq: u64,
+    },
+    /// To a process: which sessions do you hold? Answer [`Up::Sessions`] with this `query`.
+    AskSessions {
+        /// Echoed in the answer.
+        query: u64,
+    },
+    /// The answer to the asker's [`Up::AskSessions`].
+    Sessions {
+        /// The asker's `query`.
+        query: u64,
+        /// The target's sessions.
+        sessions: Vec<SessionInfo>,
+    },
 }
 
 #[cfg(test)]
@@ -223,5 +353,82 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Up::Heartbeat).unwrap(), r#""Heartbeat""#);
         assert_eq!(serde_json::to_string(&Down::Heartbeat).unwrap(), r#""Heartbeat""#);
+    }
+
+    fn json<T: Serialize>(frame: &T) -> String {
+        serde_json::to_string(frame).unwrap()
+    }
+
+    #[test]
+    fn inspection_frames_have_the_documented_json() {
+        assert_eq!(json(&Up::Inspect { query: 1 }), r#"{"Inspect":{"query":1}}"#);
+        assert_eq!(
+            json(&Up::Ping {
+                seq: 2,
+                target: ProcessId(id(1))
+            }),
+            r#"{"Ping":{"seq":2,"target":"00000000-0000-0000-0000-000000000001"}}"#
+        );
+        assert_eq!(json(&Down::Ping { seq: 7 }), r#"{"Ping":{"seq":7}}"#);
+        assert_eq!(json(&Up::Pong { seq: 7 }), r#"{"Pong":{"seq":7}}"#);
+        assert_eq!(json(&Down::Pong { seq: 2 }), r#"{"Pong":{"seq":2}}"#);
+        assert_eq!(
+            json(&Up::AskSessions {
+                query: 3,
+                target: ProcessId(id(4))
+            }),
+            r#"{"AskSessions":{"query":3,"target":"00000000-0000-0000-0000-000000000004"}}"#
+        );
+        assert_eq!(
+            json(&Down::AskSessions { query: 8 }),
+            r#"{"AskSessions":{"query":8}}"#
+        );
+        let publisher = PubInfo {
+            id: PubId(id(2)),
+            name: "svc".into(),
+            scope: Scope::Host,
+            process: ProcessId(id(1)),
+            addr: "127.0.0.1:40001".parse().unwrap(),
+        };
+        let sessions = vec![SessionInfo {
+            session: SessionId(5),
+            sub: SubId(id(3)),
+            at: Scope::Host,
+            publisher,
+            open: true,
+        }];
+        assert_eq!(
+            json(&Up::Sessions {
+                query: 8,
+                sessions: sessions.clone()
+            }),
+            r#"{"Sessions":{"query":8,"sessions":[{"session":5,"sub":"00000000-0000-0000-0000-000000000003","at":"HOST","publisher":{"id":"00000000-0000-0000-0000-000000000002","name":"svc","scope":"HOST","process":"00000000-0000-0000-0000-000000000001","addr":"127.0.0.1:40001"},"open":true}]}}"#
+        );
+        let mut hello = Hello::new(PeerKind::Directory, ProcessId(id(9)), Scope::Host, "host-cake");
+        hello.listen = Some("127.0.0.1:54195".parse().unwrap());
+        let report = DirectoryReport {
+            node: TreeNode::from(&hello),
+            parent_addr: Some("10.0.0.195:54195".parse().unwrap()),
+            parent: None,
+            children: vec![ChildReport {
+                node: TreeNode {
+                    kind: PeerKind::Process,
+                    scope: Scope::Process,
+                    name: "publisher".into(),
+                    id: ProcessId(id(1)),
+                    listen: None,
+                },
+                publishes: Vec::new(),
+                subscribes: Vec::new(),
+            }],
+        };
+        assert_eq!(
+            json(&Down::Report { query: 1, report }),
+            r#"{"Report":{"query":1,"report":{"node":{"kind":"directory","scope":"HOST","name":"host-cake","id":"00000000-0000-0000-0000-000000000009","listen":"127.0.0.1:54195"},"parent_addr":"10.0.0.195:54195","parent":null,"children":[{"node":{"kind":"process","scope":"PROCESS","name":"publisher","id":"00000000-0000-0000-0000-000000000001"},"publishes":[],"subscribes":[]}]}}}"#
+        );
+        // A directory's greeting says where it accepts children; a process's says nothing more.
+        assert!(serde_json::to_string(&hello)
+            .unwrap()
+            .ends_with(r#""name":"host-cake","listen":"127.0.0.1:54195"}"#));
     }
 }

@@ -37,6 +37,9 @@ pub struct Hello {
     pub scope: Scope,
     /// A readable name for the sender: its executable's name.
     pub name: String,
+    /// Where a directory accepts children (absent for an application process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Why a [`Hello`] was refused.
@@ -64,6 +67,7 @@ impl Hello {
             id,
             scope,
             name: name.into(),
+            listen: None,
         }
     }
 

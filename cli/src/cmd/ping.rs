@@ -1,0 +1,87 @@
+//! `layer-cake ping`: round trips to one node of the tree.
+
+use super::tree::{find, gather, start_address};
+use anyhow::{bail, Result};
+use clap::Args;
+use layer_cake::directory::client::DirectoryClient;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// Send round trips to a node of the tree (an id from `layer-cake network`, or its first
+/// characters) through its directory, and print their times, like `ping`.
+#[derive(Args)]
+pub struct Ping {
+    /// The node's id (8 characters are enough).
+    id: String,
+    /// How many round trips.
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    count: u32,
+    /// Milliseconds between round trips.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    interval_ms: u64,
+    /// How long to wait for each answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    deadline_ms: u64,
+    /// The directory to start from.
+    #[arg(long, value_name = "ADDR")]
+    directory: Option<SocketAddr>,
+}
+
+impl Ping {
+    pub fn run(self, home_path: &Path) -> Result<()> {
+        let addr = start_address(self.directory, home_path);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let tree = gather(addr, self.directory.is_some(), false).await?;
+            let node = find(&tree, &self.id)?;
+            let Some(via) = node.via else {
+                bail!("no way to reach {}", node.short());
+            };
+            let mut client = DirectoryClient::connect(via, "layer-cake").await?;
+            let target = layer_cake::ProcessId(node.id.parse().map_err(|e| anyhow::anyhow!("{e}"))?);
+            println!(
+                "PING [{}] {} ({}) via {} ({})",
+                node.scope,
+                node.name,
+                node.short(),
+                client.peer.name,
+                &client.peer.id.to_string()[..8]
+            );
+            let deadline = Duration::from_millis(self.deadline_ms);
+            let mut times = Vec::new();
+            for seq in 1..=self.count {
+                if seq > 1 {
+                    tokio::time::sleep(Duration::from_millis(self.interval_ms)).await;
+                }
+                match client.ping(target, deadline).await? {
+                    Some(t) => {
+                        println!(
+                            "reply from {}: seq={seq} time={:.3} ms",
+                            node.short(),
+                            t.as_secs_f64() * 1e3
+                        );
+                        times.push(t);
+                    }
+                    None => println!("no reply from {}: seq={seq} (waited {deadline:?})", node.short()),
+                }
+            }
+            let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+            let summary = if times.is_empty() {
+                String::new()
+            } else {
+                let min = times.iter().map(ms).fold(f64::INFINITY, f64::min);
+                let max = times.iter().map(ms).fold(0.0, f64::max);
+                let avg = times.iter().map(ms).sum::<f64>() / times.len() as f64;
+                format!(", min/avg/max {min:.3}/{avg:.3}/{max:.3} ms")
+            };
+            println!("--- {} sent, {} answered{summary}", self.count, times.len());
+            if times.is_empty() {
+                bail!("{} did not answer", node.short());
+            }
+            Ok(())
+        })
+    }
+}
