@@ -80,10 +80,23 @@ enum Source<'a> {
 }
 
 fn decode_as<T: DeserializeOwned + Serialize>(source: Source<'_>) -> Result<Box<RawValue>, String> {
-    let value: T = match source {
-        Source::Query(q) => serde_urlencoded::from_str(q).map_err(|e| e.to_string())?,
-        Source::Json(b) => serde_json::from_slice(b).map_err(|e| e.to_string())?,
-    };
+    match source {
+        Source::Query(q) => decode_query::<T>(q),
+        Source::Json(b) => decode_body::<T>(b),
+    }
+}
+
+/// Decodes a query string (`x=2&y=3`) as a `T`, as a `GET /T` is, and encodes it as JSON;
+/// or says why it does not decode.
+pub fn decode_query<T: DeserializeOwned + Serialize>(query: &str) -> Result<Box<RawValue>, String> {
+    let value: T = serde_urlencoded::from_str(query).map_err(|e| e.to_string())?;
+    serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())
+}
+
+/// Decodes a JSON body as a `T`, as a `POST /T` is, and encodes it again (checked and
+/// normalised); or says why it does not decode.
+pub fn decode_body<T: DeserializeOwned + Serialize>(body: &[u8]) -> Result<Box<RawValue>, String> {
+    let value: T = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())
 }
 

@@ -24,6 +24,9 @@ pub mod backoff;
 pub mod daemon;
 pub mod directory;
 pub mod fsutil;
+#[cfg(any(test, feature = "fuzz"))]
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(feature = "home")]
 pub mod home;
 #[cfg(feature = "http")]

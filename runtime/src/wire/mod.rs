@@ -10,6 +10,8 @@ pub mod directory;
 pub(crate) mod frame;
 mod hello;
 pub mod peer;
+#[cfg(test)]
+mod roundtrip;
 
 pub use body::{BodyCodec, JsonCodec};
 pub use frame::{MessageCodec, WireError};

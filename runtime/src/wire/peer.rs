@@ -29,7 +29,7 @@ pub struct Open {
 }
 
 /// One application message on a session.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Data<'a> {
     /// The session.
     pub session: SessionId,
@@ -48,7 +48,7 @@ pub struct Data<'a> {
 }
 
 /// Frames between two processes.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PeerMsg<'a> {
     /// The handshake; first frame only.
     Hello(super::Hello),

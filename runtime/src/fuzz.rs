@@ -1,0 +1,198 @@
+//! Entry points for the fuzz targets (`fuzz/`, run with `cargo +nightly fuzz run TARGET`) and
+//! for the test that replays their committed corpora on every `cargo test`. Not part of the
+//! API: each takes arbitrary bytes, feeds them to the real decoders the way a connection would,
+//! and panics only if an invariant breaks. Bad input must come back as an error, never as a
+//! panic, a hang, or an allocation beyond the connection's frame bound.
+
+use crate::directory::{Attachments, Engine, Output};
+use crate::scope::Scope;
+use crate::wire::directory::{Down, Up};
+use crate::wire::peer::PeerMsg;
+use crate::wire::{Hello, MessageCodec, WireError, MAX_DIRECTORY_FRAME, MAX_SESSION_FRAME};
+use bytes::BytesMut;
+#[cfg(feature = "http")]
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, LengthDelimitedCodec};
+
+/// One fuzz target: arbitrary bytes in, a panic only if an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its folder under `fuzz/corpus/`.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("directory_up", directory_up),
+    ("directory_down", directory_down),
+    ("session", session),
+    ("handshake", handshake),
+    #[cfg(feature = "http")]
+    ("http_query", http_query),
+];
+
+/// Decodes frames from `data` with `codec` until it wants more bytes or refuses one; calls
+/// `each` with every frame decoded. Checks that nothing was buffered past the frame bound.
+fn frames<T>(
+    mut codec: impl Decoder<Item = T, Error = WireError>,
+    data: &[u8],
+    max: usize,
+    mut each: impl FnMut(T),
+) {
+    let mut buf = BytesMut::from(data);
+    loop {
+        match codec.decode(&mut buf) {
+            Ok(Some(frame)) => each(frame),
+            Ok(None) | Err(_) => break,
+        }
+        // A length prefix may make the codec reserve room for its frame, never more.
+        assert!(
+            buf.capacity() <= data.len().max(max + 4) + 4,
+            "buffered {} bytes",
+            buf.capacity()
+        );
+    }
+}
+
+/// What a directory reads from its children: `Up` frames, fed to a HOST engine from three
+/// links in turn. Once every link is gone, the engine must hold nothing.
+pub fn directory_up(data: &[u8]) {
+    let mut engine = Engine::new(Scope::Host);
+    let mut out: Vec<Output> = Vec::new();
+    let mut n = 0u64;
+    frames(
+        MessageCodec::<Down, Up>::new(MAX_DIRECTORY_FRAME),
+        data,
+        MAX_DIRECTORY_FRAME,
+        |frame| {
+            n += 1;
+            engine.from_child(n % 3 + 1, frame, &mut out);
+            out.clear();
+        },
+    );
+    for link in 1..=3 {
+        engine.link_lost(link, &mut out);
+    }
+    assert_eq!(engine.counts(), (0, 0), "listings outlived their links");
+}
+
+/// What a process (or lower directory) reads from its directory: `Down` frames, fed to an
+/// engine's parent side and to a subscriber's attachments.
+pub fn directory_down(data: &[u8]) {
+    let mut engine = Engine::new(Scope::Group);
+    let mut attach = Attachments::new();
+    let mut out = Vec::new();
+    let mut actions = Vec::new();
+    engine.parent_connected(&mut out);
+    frames(
+        MessageCodec::<Up, Down>::new(MAX_DIRECTORY_FRAME),
+        data,
+        MAX_DIRECTORY_FRAME,
+        |frame| {
+            match &frame {
+                Down::Route(route) => attach.route(route.clone(), &mut actions),
+                Down::RouteCleared(key) => attach.route_cleared(key, &mut actions),
+                _ => {}
+            }
+            engine.from_parent(frame, &mut out);
+            out.clear();
+            actions.clear();
+        },
+    );
+    engine.parent_lost(&mut out);
+}
+
+/// What a session connection reads: length-prefixed `PeerMsg` frames, decoded the way the
+/// session reader does (borrowing from the frame).
+pub fn session(data: &[u8]) {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_SESSION_FRAME)
+        .new_codec();
+    let mut buf = BytesMut::from(data);
+    let mut codec = codec;
+    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+        if let Ok(PeerMsg::Data(d)) = serde_json::from_slice::<PeerMsg<'_>>(&frame) {
+            // The body is valid JSON, inside the frame.
+            let _: &serde_json::value::RawValue =
+                serde_json::from_str(d.body.get()).expect("a decoded body re-parses");
+        }
+    }
+}
+
+/// A greeting, as each kind of connection reads its first frame (a directory from a child, a
+/// child from its directory, a process from a peer), then `check`s it.
+pub fn handshake(data: &[u8]) {
+    fn checked(hello: &Hello) {
+        // What checks out survives a round trip unchanged.
+        if hello.check().is_ok() {
+            let again: Hello = serde_json::from_slice(&serde_json::to_vec(hello).unwrap()).unwrap();
+            assert_eq!(&again, hello);
+        }
+    }
+    let first = |max: usize| {
+        let mut codec = LengthDelimitedCodec::builder().max_frame_length(max).new_codec();
+        codec.decode(&mut BytesMut::from(data)).ok().flatten()
+    };
+    if let Some(frame) = first(MAX_DIRECTORY_FRAME) {
+        if let Ok(Up::Hello(hello)) = serde_json::from_slice(&frame) {
+            checked(&hello);
+        }
+        if let Ok(Down::Hello(hello)) = serde_json::from_slice(&frame) {
+            checked(&hello);
+        }
+    }
+    if let Some(frame) = first(64 << 10) {
+        if let Ok(PeerMsg::Hello(hello)) = serde_json::from_slice(&frame) {
+            checked(&hello);
+        }
+    }
+}
+
+/// A message type as an HTTP front might accept it.
+#[cfg(feature = "http")]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Query {
+    x: u32,
+    y: u32,
+    name: Option<String>,
+    scale: Option<f64>,
+    exact: Option<bool>,
+}
+
+/// The HTTP front's decoding of a query string (`GET /Query?x=1&y=2`) and of a JSON body
+/// (`POST /Query`): the first byte picks which. What decodes re-encodes and decodes the same.
+#[cfg(feature = "http")]
+pub fn http_query(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(json) = (if which & 1 == 0 {
+        crate::http::decode_query::<Query>(&String::from_utf8_lossy(rest))
+    } else {
+        crate::http::decode_body::<Query>(rest)
+    }) else {
+        return;
+    };
+    let value: Query = serde_json::from_str(json.get()).expect("re-encoded JSON decodes");
+    let again = serde_json::value::to_raw_value(&value).unwrap();
+    assert_eq!(again.get(), json.get());
+}
+
+#[cfg(test)]
+mod tests {
+    //! The committed corpora (`fuzz/corpus/TARGET/`), replayed: every input the fuzzer kept,
+    //! and every crash it ever found once fixed, stays a test.
+    use super::TARGETS;
+    use std::path::Path;
+
+    #[test]
+    fn every_corpus_input_is_handled() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+        for (name, target) in TARGETS {
+            let dir = root.join(name);
+            let mut n = 0;
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let path = entry.unwrap().path();
+                target(&std::fs::read(&path).unwrap());
+                n += 1;
+            }
+            assert!(n > 0, "the {name} corpus is empty");
+        }
+    }
+}
