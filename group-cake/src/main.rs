@@ -94,6 +94,7 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
         .daemon
         .listen
         .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    layer_cake::directory::server::check_listen(Scope::Group, listen).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -61,6 +61,8 @@ pub async fn run_directory(
 ) -> std::io::Result<()> {
     args.log.init();
     let listen = args.listen.unwrap_or(default_listen);
+    server::check_listen(scope, listen)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == crate::lan::DIRECTORY_PORT {
             // host-cake (loopback) and lan-cake (every interface) both want this port.

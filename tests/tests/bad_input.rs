@@ -118,3 +118,29 @@ async fn a_publishers_session_port_also_shrugs_off_bad_input() {
     let mut sub2 = subscriber("sub2", &dir, "gamma", "HOST");
     sub2.expect(&["reply gamma"]).await;
 }
+
+/// GROUP and HOST directories serve their own host only: asked to listen anywhere but
+/// loopback, they refuse to start, and say why.
+#[test]
+fn host_and_group_directories_refuse_to_listen_beyond_loopback() {
+    for (program, scope) in [("host-cake", "HOST"), ("group-cake", "GROUP")] {
+        let out = std::process::Command::new(layer_cake_tests::bin(program))
+            .args([
+                "--listen",
+                "0.0.0.0:0",
+                "--connect-to-directory",
+                layer_cake_tests::NO_DIRECTORY,
+            ])
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{program} started on 0.0.0.0");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "a {scope} directory serves this host only: listen on loopback (127.0.0.1), not 0.0.0.0:0"
+            )),
+            "{program}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{program} said it was listening");
+    }
+}

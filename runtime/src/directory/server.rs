@@ -418,6 +418,18 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
     }
 }
 
+/// Whether a directory at `scope` may listen on `addr`: GROUP and HOST directories serve
+/// their own host only, so they listen on loopback; LAN and wider listen where other hosts
+/// reach them. (They also refuse any connection that does not come from loopback.)
+pub fn check_listen(scope: Scope, addr: SocketAddr) -> Result<(), String> {
+    if scope < Scope::Lan && !addr.ip().is_loopback() {
+        return Err(format!(
+            "a {scope} directory serves this host only: listen on loopback (127.0.0.1), not {addr}"
+        ));
+    }
+    Ok(())
+}
+
 /// What a new connection is greeted with, and how long it has to greet back.
 #[derive(Clone)]
 struct Greeting {
@@ -438,6 +450,11 @@ async fn accept_loop(
             a = listener.accept() => a,
         };
         match accepted {
+            Ok((stream, addr)) if greeting.ours.scope < Scope::Lan && !addr.ip().is_loopback() => {
+                // GROUP and HOST scope are this host's business only.
+                warn!(%addr, scope = %greeting.ours.scope, "refused a connection from another host");
+                drop(stream);
+            }
             Ok((stream, addr)) => {
                 next_link += 1;
                 let task = serve_child(
@@ -585,4 +602,26 @@ async fn serve_child(
         }
     };
     let _ = inbox.send(Event::Closed(link, reason)).await;
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    #[test]
+    fn group_and_host_directories_listen_on_loopback_only() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for scope in [Scope::Group, Scope::Host] {
+            assert!(check_listen(scope, at("127.0.0.1:54195")).is_ok());
+            assert!(check_listen(scope, at("127.1.2.3:0")).is_ok());
+            assert!(check_listen(scope, at("[::1]:0")).is_ok());
+            assert_eq!(
+                check_listen(scope, at("0.0.0.0:54195")).unwrap_err(),
+                format!("a {scope} directory serves this host only: listen on loopback (127.0.0.1), not 0.0.0.0:54195")
+            );
+            assert!(check_listen(scope, at("10.0.0.1:54195")).is_err());
+            assert!(check_listen(scope, at("[::]:54195")).is_err());
+        }
+        assert!(check_listen(Scope::Lan, at("0.0.0.0:54195")).is_ok());
+    }
 }
