@@ -16,12 +16,18 @@
 //!   it gets from every level.
 //! - Routes that came from the parent are passed down to the subscription's link, and cleared
 //!   when the parent goes.
+//!
+//! Cost: an exact search is found by hash lookup. A pattern is filed under its literal prefix
+//! ([`Search::prefix`]), so a new publication is tried only against the patterns whose prefix
+//! it starts with, and a new pattern only against the names (kept sorted) that start with its
+//! prefix: neither grows with the number of unrelated listings (`cargo bench -p layer-cake
+//! --bench matching`).
 
-use super::search::Search;
+use super::search::{PrefixIndex, Search};
 use crate::ids::{ProcessId, PubId, SubId};
 use crate::scope::Scope;
 use crate::wire::directory::{Down, PubInfo, PubState, Route, RouteKey, SubInfo, Up};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Names one of an engine's links (a child connection, or the process's own API).
 pub type LinkId = u64;
@@ -56,13 +62,15 @@ pub struct Engine {
     scope: Scope,
     seq: u64,
     pubs: HashMap<PubId, PubEntry>,
-    /// Publications by name; the first is the active one, the rest wait in order.
-    names: HashMap<String, Vec<PubId>>,
+    /// Publications by name; the first is the active one, the rest wait in order. Sorted, so
+    /// a new pattern is tried only against the names that start with its prefix.
+    names: BTreeMap<String, Vec<PubId>>,
     subs: HashMap<SubId, SubEntry>,
     /// Subscriptions whose search is an exact name, by that name (matched by lookup).
     exact: HashMap<String, HashSet<SubId>>,
-    /// Subscriptions whose search is a pattern (matched by trying each).
-    patterns: HashSet<SubId>,
+    /// Subscriptions whose search is a pattern, by literal prefix (a new name is tried only
+    /// against those it starts with).
+    patterns: PrefixIndex,
     /// For each active publication, the subscriptions this engine routed to it.
     routed: HashMap<PubId, HashSet<SubId>>,
     /// Routes passed down from the parent, by subscription, to clear when the parent goes.
@@ -79,10 +87,10 @@ impl Engine {
             scope,
             seq: 0,
             pubs: HashMap::new(),
-            names: HashMap::new(),
+            names: BTreeMap::new(),
             subs: HashMap::new(),
             exact: HashMap::new(),
-            patterns: HashSet::new(),
+            patterns: PrefixIndex::default(),
             routed: HashMap::new(),
             from_parent: HashMap::new(),
             wider: 0,
@@ -250,9 +258,8 @@ impl Engine {
             .collect();
         matched.extend(
             self.patterns
-                .iter()
-                .filter(|sub| self.subs[sub].search.matches(&info.name))
-                .copied(),
+                .candidates(&info.name)
+                .filter(|sub| self.subs[sub].search.matches(&info.name)),
         );
         for sub in matched {
             self.route(sub, id, out);
@@ -353,18 +360,19 @@ impl Engine {
             Some(name) => {
                 self.exact.entry(name.to_string()).or_default().insert(id);
             }
-            None => {
-                self.patterns.insert(id);
-            }
+            None => self.patterns.insert(search.prefix(), id),
         }
         let holders: Vec<PubId> = match search.exact() {
             Some(name) => self.names.get(name).map(|line| line[0]).into_iter().collect(),
-            None => self
-                .names
-                .iter()
-                .filter(|(name, _)| search.matches(name))
-                .map(|(_, line)| line[0])
-                .collect(),
+            None => {
+                let prefix = search.prefix();
+                self.names
+                    .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+                    .take_while(|(name, _)| name.starts_with(prefix))
+                    .filter(|(name, _)| search.matches(name))
+                    .map(|(_, line)| line[0])
+                    .collect()
+            }
         };
         let forward = self.forwards(info.scope);
         let seq = self.next_seq();
@@ -401,9 +409,7 @@ impl Engine {
                     }
                 }
             }
-            None => {
-                self.patterns.remove(&id);
-            }
+            None => self.patterns.remove(entry.search.prefix(), id),
         }
         for publication in &entry.routed {
             if let Some(set) = self.routed.get_mut(publication) {

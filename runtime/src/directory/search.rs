@@ -1,6 +1,8 @@
 //! Searches: an exact name, or a regular expression matched against the whole name.
 
+use crate::ids::SubId;
 use regex::Regex;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Characters that make a search a regular expression rather than an exact name. (`-` and `:`
 /// mean something only inside a class, which needs `[`.)
@@ -16,7 +18,12 @@ pub enum Search {
     /// Matches one name exactly.
     Exact(String),
     /// Matches every name the whole of which the expression matches.
-    Pattern(Regex),
+    Pattern {
+        /// The expression, anchored at both ends.
+        regex: Regex,
+        /// What every name it matches starts with (perhaps nothing).
+        prefix: String,
+    },
 }
 
 impl Search {
@@ -28,16 +35,28 @@ impl Search {
         if !search.chars().any(|c| META.contains(c)) {
             return Ok(Search::Exact(search.to_string()));
         }
-        Regex::new(&format!("^(?:{search})$"))
-            .map(Search::Pattern)
-            .map_err(|e| e.to_string())
+        let regex = Regex::new(&format!("^(?:{search})$")).map_err(|e| e.to_string())?;
+        Ok(Search::Pattern {
+            regex,
+            prefix: literal_prefix(search),
+        })
+    }
+
+    /// What every name this search matches starts with: the whole name for an exact search,
+    /// the literal text before the first metacharacter for a pattern (nothing, for a pattern
+    /// with an alternation anywhere in it).
+    pub fn prefix(&self) -> &str {
+        match self {
+            Search::Exact(exact) => exact,
+            Search::Pattern { prefix, .. } => prefix,
+        }
     }
 
     /// Does `name` match, whole?
     pub fn matches(&self, name: &str) -> bool {
         match self {
             Search::Exact(exact) => exact == name,
-            Search::Pattern(regex) => regex.is_match(name),
+            Search::Pattern { regex, .. } => regex.is_match(name),
         }
     }
 
@@ -45,8 +64,88 @@ impl Search {
     pub fn exact(&self) -> Option<&str> {
         match self {
             Search::Exact(exact) => Some(exact),
-            Search::Pattern(_) => None,
+            Search::Pattern { .. } => None,
         }
+    }
+}
+
+/// The literal text a pattern's every match starts with: the characters before its first
+/// metacharacter, less the last one when that metacharacter is a quantifier that allows zero
+/// of it (`ab?c` → `a`). A `|` anywhere may make an alternative start elsewhere: no prefix.
+fn literal_prefix(pattern: &str) -> String {
+    if pattern.contains('|') {
+        return String::new();
+    }
+    let mut prefix = String::new();
+    for c in pattern.chars() {
+        if META.contains(c) {
+            if matches!(c, '?' | '*' | '{') {
+                prefix.pop();
+            }
+            break;
+        }
+        prefix.push(c);
+    }
+    prefix
+}
+
+/// Pattern subscriptions by their literal prefix, so that a new name is tried only against
+/// the patterns it can match: those whose prefix it starts with. Finding them costs a hash
+/// lookup per distinct prefix length, however many patterns there are.
+#[derive(Debug, Default)]
+pub(crate) struct PrefixIndex {
+    by_prefix: HashMap<String, HashSet<SubId>>,
+    /// How many prefixes (in `by_prefix`) have each length, in bytes.
+    lengths: BTreeMap<usize, usize>,
+}
+
+impl PrefixIndex {
+    /// Files subscription `id` under `prefix`.
+    pub fn insert(&mut self, prefix: &str, id: SubId) {
+        let set = self.by_prefix.entry(prefix.to_string()).or_default();
+        if set.is_empty() {
+            *self.lengths.entry(prefix.len()).or_default() += 1;
+        }
+        set.insert(id);
+    }
+
+    /// Takes subscription `id` out from under `prefix`.
+    pub fn remove(&mut self, prefix: &str, id: SubId) {
+        let Some(set) = self.by_prefix.get_mut(prefix) else {
+            return;
+        };
+        if set.remove(&id) && set.is_empty() {
+            self.by_prefix.remove(prefix);
+            if let Some(n) = self.lengths.get_mut(&prefix.len()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.lengths.remove(&prefix.len());
+                }
+            }
+        }
+    }
+
+    /// Every subscription filed under a prefix of `name` (the only ones that can match it).
+    pub fn candidates<'a>(&'a self, name: &'a str) -> impl Iterator<Item = SubId> + 'a {
+        self.lengths
+            .keys()
+            .take_while(move |&&len| len <= name.len())
+            .filter(move |&&len| name.is_char_boundary(len))
+            .filter_map(move |&len| self.by_prefix.get(&name[..len]))
+            .flatten()
+            .copied()
+    }
+
+    /// How many subscriptions are filed.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_prefix.values().map(HashSet::len).sum()
+    }
+
+    /// Is nothing filed?
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.by_prefix.is_empty()
     }
 }
 
@@ -78,5 +177,66 @@ mod tests {
         let err = Search::new("worker-(").unwrap_err();
         assert!(err.contains("unclosed group"), "{err}");
         assert!(Search::new("").is_err());
+    }
+
+    #[test]
+    fn prefixes_are_what_every_match_starts_with() {
+        let prefix = |p: &str| Search::new(p).unwrap().prefix().to_string();
+        assert_eq!(
+            prefix("test-multihosting:worker-10:[-a-f0-9]+"),
+            "test-multihosting:worker-10:"
+        );
+        assert_eq!(prefix("svc-.*"), "svc-");
+        assert_eq!(prefix("ab?c"), "a");
+        assert_eq!(prefix("ab*"), "a");
+        assert_eq!(prefix("ab{0,2}"), "a");
+        assert_eq!(prefix("ab+"), "ab");
+        assert_eq!(prefix("a|b"), "");
+        assert_eq!(prefix("(?i)abc"), "");
+        assert_eq!(prefix("é.x"), "é");
+        assert_eq!(prefix("exact"), "exact");
+    }
+
+    #[test]
+    fn the_index_finds_every_pattern_filed_under_a_prefix_of_the_name() {
+        let mut index = PrefixIndex::default();
+        let id = |n: u128| SubId(uuid::Uuid::from_u128(n));
+        index.insert("", id(1));
+        index.insert("svc-", id(2));
+        index.insert("svc-1", id(3));
+        index.insert("other", id(4));
+        index.insert("é", id(5));
+        let mut found: Vec<SubId> = index.candidates("svc-12").collect();
+        found.sort();
+        assert_eq!(found, [id(1), id(2), id(3)]);
+        let mut found: Vec<SubId> = index.candidates("éa").collect();
+        found.sort();
+        assert_eq!(found, [id(1), id(5)]);
+        index.remove("svc-", id(2));
+        index.remove("", id(1));
+        assert_eq!(index.candidates("svc-12").collect::<Vec<_>>(), [id(3)]);
+        assert_eq!(index.len(), 3);
+        index.remove("svc-1", id(3));
+        index.remove("other", id(4));
+        index.remove("é", id(5));
+        assert!(index.is_empty() && index.lengths.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever the pattern, every name it matches starts with its prefix (so the index
+        /// never hides a match).
+        #[test]
+        fn no_match_is_outside_the_prefix(
+            pattern in "[ab.:*+?|()\\[\\]{}0-9,^$-]{1,12}",
+            names in proptest::collection::vec("[ab:0-9-]{0,10}", 1..40),
+        ) {
+            if let Ok(search) = Search::new(&pattern) {
+                for name in names {
+                    if search.matches(&name) {
+                        proptest::prop_assert!(name.starts_with(search.prefix()), "{pattern:?} matched {name:?}");
+                    }
+                }
+            }
+        }
     }
 }
