@@ -74,6 +74,7 @@ fn main() {
 
 async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
     cli.daemon.log.init();
+    layer_cake::daemon::raise_open_files_limit();
     // The home first: a home that is already running must not get a second directory.
     let prepared = match &cli.home {
         Some(path) => {

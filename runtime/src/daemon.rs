@@ -60,6 +60,7 @@ pub async fn run_directory(
     args: DaemonArgs,
 ) -> std::io::Result<()> {
     args.log.init();
+    let open_files = raise_open_files_limit();
     let listen = args.listen.unwrap_or(default_listen);
     server::check_listen(scope, listen)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -83,7 +84,7 @@ pub async fn run_directory(
     let mut config = DirectoryConfig::new(scope, name);
     config.parent = args.connect_to_directory.or(default_parent);
     config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);
-    tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), "{name} started");
+    tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), ?open_files, "{name} started");
     notify_ready();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -93,6 +94,21 @@ pub async fn run_directory(
     });
     server::run(listener, config, shutdown).await;
     Ok(())
+}
+
+/// Raises this process's soft limit on open files to its hard limit: a directory holds one
+/// connection per child (a thousand processes on a host), and the usual soft limit is 1,024.
+/// Returns the limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            tracing::warn!(error = %e, soft, hard, "could not raise the open-files limit");
+            return Some(soft);
+        }
+    }
+    Some(hard)
 }
 
 /// Tells systemd (a `Type=notify` unit) that the daemon is ready: it listens and serves.

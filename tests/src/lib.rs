@@ -252,5 +252,6 @@ pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line[start..].split_whitespace().next().unwrap_or("")
 }
 
+pub mod churn;
 pub mod home;
 pub mod lab;

@@ -17,6 +17,9 @@ const META: &str = "\\.+*?()|[]{}^$";
 pub enum Search {
     /// Matches one name exactly.
     Exact(String),
+    /// A literal followed by `.*` (`svc-.*`): matches every name that starts with it (and has
+    /// no newline after it, as `.` would not). No regular expression is compiled.
+    Prefix(String),
     /// Matches every name the whole of which the expression matches.
     Pattern {
         /// The expression, anchored at both ends.
@@ -35,6 +38,11 @@ impl Search {
         if !search.chars().any(|c| META.contains(c)) {
             return Ok(Search::Exact(search.to_string()));
         }
+        if let Some(literal) = search.strip_suffix(".*") {
+            if !literal.is_empty() && !literal.chars().any(|c| META.contains(c)) {
+                return Ok(Search::Prefix(literal.to_string()));
+            }
+        }
         let regex = Regex::new(&format!("^(?:{search})$")).map_err(|e| e.to_string())?;
         Ok(Search::Pattern {
             regex,
@@ -47,7 +55,7 @@ impl Search {
     /// with an alternation anywhere in it).
     pub fn prefix(&self) -> &str {
         match self {
-            Search::Exact(exact) => exact,
+            Search::Exact(exact) | Search::Prefix(exact) => exact,
             Search::Pattern { prefix, .. } => prefix,
         }
     }
@@ -56,6 +64,9 @@ impl Search {
     pub fn matches(&self, name: &str) -> bool {
         match self {
             Search::Exact(exact) => exact == name,
+            Search::Prefix(prefix) => name
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| !rest.contains('\n')),
             Search::Pattern { regex, .. } => regex.is_match(name),
         }
     }
@@ -64,7 +75,7 @@ impl Search {
     pub fn exact(&self) -> Option<&str> {
         match self {
             Search::Exact(exact) => Some(exact),
-            Search::Pattern { .. } => None,
+            Search::Prefix(_) | Search::Pattern { .. } => None,
         }
     }
 }
@@ -222,7 +233,36 @@ mod tests {
         assert!(index.is_empty() && index.lengths.is_empty());
     }
 
+    #[test]
+    fn a_literal_then_dot_star_is_a_prefix_search_that_matches_as_the_regex_would() {
+        let s = Search::new("svc-.*").unwrap();
+        assert!(matches!(s, Search::Prefix(ref p) if p == "svc-"));
+        assert!(s.exact().is_none());
+        let regex = Regex::new("^(?:svc-.*)$").unwrap();
+        for name in [
+            "svc-", "svc-1", "svc-a:b", "svc", "xsvc-1", "svc-\n", "svc-a\nb", "svc-é",
+        ] {
+            assert_eq!(s.matches(name), regex.is_match(name), "{name:?}");
+        }
+        assert!(matches!(Search::new(".*").unwrap(), Search::Pattern { .. }));
+        assert!(matches!(Search::new("a.b.*").unwrap(), Search::Pattern { .. }));
+    }
+
     proptest::proptest! {
+        /// A prefix search and the regular expression it stands for agree on every name.
+        #[test]
+        fn prefix_searches_agree_with_their_regex(
+            literal in "[a-z:0-9-]{1,6}",
+            names in proptest::collection::vec("[a-z:0-9\n-]{0,10}", 1..40),
+        ) {
+            let search = Search::new(&format!("{literal}.*")).unwrap();
+            proptest::prop_assert!(matches!(search, Search::Prefix(_)));
+            let regex = Regex::new(&format!("^(?:{literal}.*)$")).unwrap();
+            for name in names {
+                proptest::prop_assert_eq!(search.matches(&name), regex.is_match(&name), "{:?}", name);
+            }
+        }
+
         /// Whatever the pattern, every name it matches starts with its prefix (so the index
         /// never hides a match).
         #[test]

@@ -1,0 +1,82 @@
+//! One cycle of churn, for the leak test (`tests/churn.rs`) and the soak benchmark
+//! (`benches/soak.rs`): a process joins a directory, publishes, subscribes, opens a session
+//! with a long-lived publisher demo, exchanges a request, and goes. Also the `/proc` readings
+//! both take.
+
+use crate::WAIT;
+use layer_cake::{Event, Node, NodeConfig, Scope};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// The publisher demo's request (matched by type name).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ping {
+    /// Echoed back.
+    pub seq: u64,
+    /// Echoed back.
+    pub text: String,
+}
+
+/// The publisher demo's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Pong {
+    /// The request's `seq`.
+    pub seq: u64,
+    /// The request's `text`.
+    pub text: String,
+    /// The name the publisher published.
+    pub name: String,
+    /// The publisher's pid.
+    pub pid: u32,
+}
+
+/// One cycle at `scope` through the directory at `directory`, where a publisher demo
+/// publishes `anchor`: join, publish `churn:<i>`, subscribe to `anchor`, one request on the
+/// session, go. Panics (with what went wrong) if any step fails within the harness deadline.
+pub async fn cycle(directory: SocketAddr, scope: Scope, anchor: &str, i: u64) {
+    let n = Node::with_config(NodeConfig {
+        directory: Some(directory),
+        name: "churn".into(),
+    })
+    .await
+    .expect("the node starts");
+    let _publication = n.publish(&format!("churn:{i}"), scope).await.expect("publishes");
+    let mut sub = n.subscribe(anchor, scope).await.expect("subscribes");
+    let session = loop {
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(Some(Event::Available(s))) => break s,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) => panic!("no session with {anchor} within {WAIT:?}"),
+        }
+    };
+    let pong: Pong = session
+        .request(
+            &Ping {
+                seq: i,
+                text: "churn".into(),
+            },
+            WAIT,
+        )
+        .await
+        .expect("the anchor answers");
+    assert_eq!(pong.seq, i);
+    n.stop();
+}
+
+/// How many file descriptors process `pid` has open (0 if it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Process `pid`'s resident set, in KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
