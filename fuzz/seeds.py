@@ -84,3 +84,8 @@ write("http_query", "get", b"\x00x=2&y=3")
 write("http_query", "get-all", b"\x00x=2&y=3&name=a%20b&scale=1.5e3&exact=true")
 write("http_query", "post", b'\x01{"x":2,"y":3,"name":"\\u00e9","scale":-0.0,"exact":false}')
 write("http_query", "post-bad", b'\x01{"x":-1}')
+
+# noise: what a stranger sends an encrypted listener (a short message, a plain greeting, noise).
+write("noise", "short", b"\x00\x30" + b"0" * 48)
+write("noise", "plain-hello", b'\x00\x00\x00\x10{"Hello":{}}....')
+write("noise", "random", b"\x00\x30" + bytes(range(48)))

@@ -45,6 +45,7 @@ enum Command {
     Service(cmd::service::Service),
     Network(cmd::network::Network),
     Ping(cmd::ping::Ping),
+    Secret(cmd::secret::SecretCmd),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Service(c) => c.run(&cli.home_path),
         Command::Network(c) => c.run(&cli.home_path),
         Command::Ping(c) => c.run(&cli.home_path),
+        Command::Secret(c) => c.run(&cli.home_path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,11 @@ pub struct DaemonArgs {
     /// How long a new connection has to send its greeting before it is closed, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub handshake_timeout_ms: u64,
+    /// The LAN's secret: a file of 64 hex digits, readable by its owner only (`layer-cake
+    /// secret FILE` makes one). Connections with other hosts are then encrypted and
+    /// authenticated, and a peer without the secret is refused. Without it, nothing is.
+    #[arg(long, value_name = "PATH", env = "LC_SECRET_FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub log: LogArgs,
@@ -61,6 +66,14 @@ pub async fn run_directory(
 ) -> std::io::Result<()> {
     args.log.init();
     let open_files = raise_open_files_limit();
+    // A bad secret file stops the daemon before it listens: never run in the clear by mistake.
+    let secret = match &args.secret_file {
+        Some(path) if !path.as_os_str().is_empty() => Some(
+            crate::secure::Secret::from_file(path)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+        ),
+        _ => None,
+    };
     let listen = args.listen.unwrap_or(default_listen);
     server::check_listen(scope, listen)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -84,7 +97,9 @@ pub async fn run_directory(
     let mut config = DirectoryConfig::new(scope, name);
     config.parent = args.connect_to_directory.or(default_parent);
     config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);
-    tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), ?open_files, "{name} started");
+    config.secret = secret;
+    let encrypted = config.secret.is_some();
+    tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), ?open_files, encrypted, "{name} started");
     notify_ready();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();

@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("directory_down", directory_down),
     ("session", session),
     ("handshake", handshake),
+    ("noise", noise),
     #[cfg(feature = "http")]
     ("http_query", http_query),
 ];
@@ -142,6 +143,31 @@ pub fn handshake(data: &[u8]) {
             checked(&hello);
         }
     }
+}
+
+/// What an encrypted LAN's listener reads from a stranger: the Noise handshake, then (should
+/// a first message ever check out) transport messages. Without the secret nothing may get
+/// through, and nothing may panic or hang (the input ends; the handshake must end with it).
+pub fn noise(data: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+    }
+    let secret = crate::secure::Secret::from_hex(&"5a".repeat(32)).expect("a secret");
+    RUNTIME.with(|rt| {
+        rt.block_on(async {
+            let (mut peer, ours) = tokio::io::duplex(1 << 17);
+            peer.write_all(data).await.expect("the duplex takes it");
+            drop(peer);
+            if let Ok(mut stream) = crate::secure::accept(ours, &secret).await {
+                // Only a peer with the secret gets here; then the rest must decrypt or fail.
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest).await;
+            }
+        })
+    });
 }
 
 /// A message type as an HTTP front might accept it.

@@ -36,6 +36,7 @@ pub mod lan;
 pub mod node;
 pub mod role;
 mod scope;
+pub mod secure;
 pub mod spool;
 pub mod wire;
 

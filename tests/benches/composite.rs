@@ -38,12 +38,9 @@ fn status(t: &TestHome) -> serde_json::Value {
 
 async fn watcher(t: &TestHome) -> (Node, Subscription) {
     let directory = status(t)["directory"].as_str().expect("running").parse().unwrap();
-    let node = Node::with_config(NodeConfig {
-        directory: Some(directory),
-        name: "bench".into(),
-    })
-    .await
-    .unwrap();
+    let node = Node::with_config(NodeConfig::new(Some(directory), "bench"))
+        .await
+        .unwrap();
     let sub = node.subscribe("role:.*", Scope::Group).await.unwrap();
     (node, sub)
 }

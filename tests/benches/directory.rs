@@ -23,10 +23,7 @@ const RTT_RUNS: usize = 20_000;
 const PAYLOAD: usize = 64;
 
 fn node_config(directory: SocketAddr) -> NodeConfig {
-    NodeConfig {
-        directory: Some(directory),
-        name: "bench".into(),
-    }
+    NodeConfig::new(Some(directory), "bench")
 }
 
 async fn available(sub: &mut Subscription, scope: Scope) -> layer_cake::Session {

@@ -28,12 +28,9 @@ const PROBES: usize = 50;
 const BATCH: usize = 50;
 
 async fn node(directory: SocketAddr, name: &str) -> Node {
-    Node::with_config(NodeConfig {
-        directory: Some(directory),
-        name: name.into(),
-    })
-    .await
-    .expect("node starts")
+    Node::with_config(NodeConfig::new(Some(directory), name))
+        .await
+        .expect("node starts")
 }
 
 /// One publish → `Available` round, once everything host-cake has queued is done.

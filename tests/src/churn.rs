@@ -34,12 +34,9 @@ pub struct Pong {
 /// publishes `anchor`: join, publish `churn:<i>`, subscribe to `anchor`, one request on the
 /// session, go. Panics (with what went wrong) if any step fails within the harness deadline.
 pub async fn cycle(directory: SocketAddr, scope: Scope, anchor: &str, i: u64) {
-    let n = Node::with_config(NodeConfig {
-        directory: Some(directory),
-        name: "churn".into(),
-    })
-    .await
-    .expect("the node starts");
+    let n = Node::with_config(NodeConfig::new(Some(directory), "churn"))
+        .await
+        .expect("the node starts");
     let _publication = n.publish(&format!("churn:{i}"), scope).await.expect("publishes");
     let mut sub = n.subscribe(anchor, scope).await.expect("subscribes");
     let session = loop {

@@ -73,9 +73,21 @@ impl Lab {
 
     /// Starts one of the workspace's programs on host `k`.
     pub fn spawn(&self, k: usize, label: &str, program: &str, args: &[&str]) -> Proc {
+        self.spawn_env(k, label, program, args, &[])
+    }
+
+    /// Starts one of the workspace's programs on host `k` with `envs` set.
+    pub fn spawn_env(
+        &self,
+        k: usize,
+        label: &str,
+        program: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Proc {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.netns(k)]).arg(bin(program));
-        Proc::spawn_command(label, cmd, args, &[])
+        Proc::spawn_command(label, cmd, args, envs)
     }
 
     /// Runs one of the workspace's programs on host `k` to the end, in `dir`, and returns what

@@ -19,12 +19,9 @@ struct Table {
 }
 
 async fn node(directory: Option<SocketAddr>) -> Node {
-    Node::with_config(NodeConfig {
-        directory,
-        name: "api-test".into(),
-    })
-    .await
-    .unwrap()
+    Node::with_config(NodeConfig::new(directory, "api-test"))
+        .await
+        .unwrap()
 }
 
 async fn next(events: &mut (impl NextEvent + ?Sized)) -> Event {

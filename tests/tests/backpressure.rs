@@ -26,12 +26,9 @@ struct Echo(u64);
 const FLOOD: u64 = 20_000;
 
 async fn node(directory: SocketAddr, name: &str) -> Node {
-    Node::with_config(NodeConfig {
-        directory: Some(directory),
-        name: name.into(),
-    })
-    .await
-    .unwrap()
+    Node::with_config(NodeConfig::new(Some(directory), name))
+        .await
+        .unwrap()
 }
 
 async fn next<F: std::future::Future<Output = Option<Event>>>(f: F) -> Event {

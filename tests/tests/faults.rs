@@ -34,12 +34,9 @@ struct Pong {
 }
 
 async fn node(directory: SocketAddr) -> Node {
-    Node::with_config(NodeConfig {
-        directory: Some(directory),
-        name: "faults-test".into(),
-    })
-    .await
-    .unwrap()
+    Node::with_config(NodeConfig::new(Some(directory), "faults-test"))
+        .await
+        .unwrap()
 }
 
 async fn next(sub: &mut Subscription) -> Event {

@@ -271,3 +271,86 @@ async fn lan_cake_refuses_a_host_that_runs_host_cake_and_says_why() {
         "{stderr}"
     );
 }
+
+/// An encrypted LAN: lan-cake and the host-cakes of h1 and h2 hold the secret; h3's does not.
+/// A LAN publisher on h1 and a subscriber on h2 (both given the secret) find each other and talk
+/// across hosts, encrypted. A subscriber on h2 without the secret gets the route from its
+/// host-cake but is refused by the publisher at the handshake; h3 is refused by lan-cake and
+/// sees nothing of the LAN.
+#[tokio::test]
+async fn an_encrypted_lan_talks_to_holders_of_the_secret_only() {
+    let Some(lab) = Lab::new(4) else { return };
+    let folder = tempfile::tempdir().unwrap();
+    let key = folder.path().join("lan.key");
+    layer_cake::secure::Secret::create_file(&key).unwrap();
+    let key = key.to_str().unwrap();
+    let with_key = [("LC_SECRET_FILE", key)];
+    let mut lan = lab.spawn(0, "lan-cake", "lan-cake", &["--secret-file", key]);
+    lan.expect(&["listening 0.0.0.0:54195"]).await;
+    let mut hosts = Vec::new();
+    for k in 1..=2 {
+        let mut host = lab.spawn(
+            k,
+            &format!("host-cake@h{k}"),
+            "host-cake",
+            &["--secret-file", key],
+        );
+        host.expect(&["listening 127.0.0.1:54195"]).await;
+        hosts.push(host);
+    }
+    let mut keyless_host = lab.spawn(3, "host-cake@h3", "host-cake", &[]);
+    keyless_host.expect(&["listening 127.0.0.1:54195"]).await;
+
+    let mut publisher = lab.spawn_env(
+        1,
+        "publisher@h1",
+        "publisher",
+        &["--name", "lab:secret", "--scope", "LAN"],
+        &with_key,
+    );
+    publisher.expect(&["published lab:secret LAN"]).await;
+    let subscribe = |k: usize, label: &str, envs: &[(&str, &str)]| {
+        lab.spawn_env(
+            k,
+            label,
+            "subscriber",
+            &["--search", "lab:.*", "--scope", "LAN"],
+            envs,
+        )
+    };
+    let mut outsider = subscribe(3, "subscriber@h3", &[]);
+    outsider.expect(&["subscribed"]).await;
+    let mut keyless = subscribe(2, "keyless-subscriber@h2", &[]);
+    keyless.expect(&["subscribed"]).await;
+    let mut keyed = subscribe(2, "subscriber@h2", &with_key);
+    let available = keyed.expect(&["available lab:secret LAN"]).await;
+    assert!(field(&available, "addr").starts_with("10.0.0.1:"), "{available}");
+    keyed.expect(&["reply lab:secret seq=1"]).await;
+
+    // The others registered first: their attempts have been made, and refused.
+    let folder_h3 = tempfile::tempdir().unwrap();
+    let out = lab.run(3, folder_h3.path(), "layer-cake", &["network"]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tree.starts_with("[HOST] host-cake"),
+        "h3 should not be under lan-cake:\n{tree}"
+    );
+    let out = lab.run(2, folder_h3.path(), "layer-cake", &["network"]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tree.starts_with("[LAN] lan-cake"),
+        "h2 should be under lan-cake:\n{tree}"
+    );
+    for (who, p) in [
+        ("h3", &mut outsider),
+        ("the keyless subscriber on h2", &mut keyless),
+    ] {
+        let lines = p.all_lines();
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("available") || l.starts_with("reply")),
+            "{who} reached the encrypted publisher: {lines:#?}"
+        );
+    }
+}

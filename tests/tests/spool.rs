@@ -7,12 +7,9 @@ use layer_cake_tests::WAIT;
 use std::time::Duration;
 
 async fn node() -> Node {
-    Node::with_config(NodeConfig {
-        directory: None,
-        name: "spool-test".into(),
-    })
-    .await
-    .unwrap()
+    Node::with_config(NodeConfig::new(None, "spool-test"))
+        .await
+        .unwrap()
 }
 
 /// Publishes `names` at PROCESS scope and fills a spool with them through a subscription.

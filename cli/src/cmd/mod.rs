@@ -12,6 +12,7 @@ pub mod network;
 pub mod ping;
 pub mod returned;
 pub mod run;
+pub mod secret;
 pub mod service;
 pub mod start;
 pub mod status;

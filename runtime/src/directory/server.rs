@@ -15,6 +15,7 @@ use super::engine::{Engine, LinkId, Output};
 use super::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::ids::ProcessId;
 use crate::scope::Scope;
+use crate::secure::{MaybeSecure, Secret};
 use crate::wire::directory::{ChildReport, DirectoryReport, Down, PubState, TreeNode, Up};
 use crate::wire::{
     needs_heartbeat, Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK,
@@ -53,6 +54,9 @@ pub struct DirectoryConfig {
     pub id: ProcessId,
     /// How long a new connection has to send its greeting.
     pub handshake_timeout: Duration,
+    /// The LAN's secret: connections with other hosts (children of a LAN directory, the
+    /// link up to one) must pass the Noise handshake ([`crate::secure`]).
+    pub secret: Option<Secret>,
 }
 
 impl DirectoryConfig {
@@ -64,6 +68,7 @@ impl DirectoryConfig {
             name: name.into(),
             id: ProcessId::random(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            secret: None,
         }
     }
 }
@@ -141,6 +146,7 @@ impl Directory {
         let greeting = Greeting {
             ours: self.hello(),
             timeout: self.config.handshake_timeout,
+            secret: self.config.secret.clone(),
         };
         tokio::spawn(accept_loop(listener, greeting, inbox_tx, self.shutdown.clone()).in_current_span());
         loop {
@@ -155,6 +161,7 @@ impl Directory {
                     self.uplink = Some(uplink::spawn(
                         parent,
                         self.hello(),
+                        self.config.secret.clone(),
                         up_tx.clone(),
                         self.shutdown.clone(),
                     ));
@@ -435,6 +442,8 @@ pub fn check_listen(scope: Scope, addr: SocketAddr) -> Result<(), String> {
 struct Greeting {
     ours: Hello,
     timeout: Duration,
+    /// Children on other hosts must pass the Noise handshake with it first.
+    secret: Option<Secret>,
 }
 
 async fn accept_loop(
@@ -476,7 +485,7 @@ async fn accept_loop(
     }
 }
 
-type ParentFramed = Framed<TcpStream, MessageCodec<Down, Up>>;
+type ParentFramed = Framed<MaybeSecure<TcpStream>, MessageCodec<Down, Up>>;
 
 /// Reads a child's greeting within the deadline and checks it.
 async fn greet(framed: &mut ParentFramed, greeting: &Greeting) -> Result<Hello, WireError> {
@@ -520,6 +529,19 @@ async fn serve_child(
     cancel: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    // A child on another host proves it holds the LAN's secret first (when there is one).
+    let secret = greeting.secret.as_ref().filter(|_| !addr.ip().is_loopback());
+    let stream = match tokio::time::timeout(greeting.timeout, MaybeSecure::accept(stream, secret)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            warn!(link, %addr, reason = %e, "closing connection: handshake failed");
+            return;
+        }
+        Err(_) => {
+            warn!(link, %addr, "closing connection: handshake failed: no handshake in time");
+            return;
+        }
+    };
     let mut framed = Framed::new(stream, MessageCodec::<Down, Up>::new(MAX_DIRECTORY_FRAME));
     let hello = match greet(&mut framed, &greeting).await {
         Ok(hello) => hello,

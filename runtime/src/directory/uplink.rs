@@ -7,6 +7,7 @@
 //! owner re-registers everything it holds.
 
 use crate::backoff::Backoff;
+use crate::secure::{MaybeSecure, Secret};
 use crate::wire::directory::{Down, Up};
 use crate::wire::{
     needs_heartbeat, Hello, MessageCodec, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK, HEARTBEAT_DEAD,
@@ -71,10 +72,12 @@ impl UplinkHandle {
     }
 }
 
-/// Starts the uplink task to `addr`; events go to `events`.
+/// Starts the uplink task to `addr`; events go to `events`. With a `secret`, a parent on
+/// another host is reached through the Noise handshake.
 pub(crate) fn spawn(
     addr: SocketAddr,
     hello: Hello,
+    secret: Option<Secret>,
     events: mpsc::Sender<UplinkEvent>,
     shutdown: CancellationToken,
 ) -> UplinkHandle {
@@ -85,7 +88,7 @@ pub(crate) fn spawn(
         resync: resync.clone(),
     };
     tokio::spawn(tracing::Instrument::in_current_span(run(
-        addr, hello, rx, resync, events, shutdown,
+        addr, hello, secret, rx, resync, events, shutdown,
     )));
     handle
 }
@@ -93,6 +96,7 @@ pub(crate) fn spawn(
 async fn run(
     addr: SocketAddr,
     hello: Hello,
+    secret: Option<Secret>,
     mut outbox: mpsc::Receiver<(u64, Up)>,
     resync: Arc<Notify>,
     events: mpsc::Sender<UplinkEvent>,
@@ -104,7 +108,7 @@ async fn run(
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(addr, &hello)) => {
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(addr, &hello, secret.as_ref())) => {
                 r.unwrap_or_else(|_| Err(WireError::Protocol("connect timed out".into())))
             }
         };
@@ -129,7 +133,7 @@ async fn run(
         };
         quiet_failures = 0;
         epoch += 1;
-        let local_ip = framed.get_ref().local_addr().ok().map(|a| a.ip());
+        let local_ip = framed.get_ref().get_ref().local_addr().ok().map(|a| a.ip());
         let connected_at = Instant::now();
         tracing::info!(%addr, parent = %parent.name, id = %parent.id.short(), "connected to parent directory");
         if events
@@ -219,11 +223,20 @@ fn fill_in_host(frame: &mut Up, local_ip: Option<std::net::IpAddr>) {
     }
 }
 
-type ChildFramed = Framed<TcpStream, MessageCodec<Up, Down>>;
+type ChildFramed = Framed<MaybeSecure<TcpStream>, MessageCodec<Up, Down>>;
 
-async fn connect(addr: SocketAddr, hello: &Hello) -> Result<(ChildFramed, Hello), WireError> {
+async fn connect(
+    addr: SocketAddr,
+    hello: &Hello,
+    secret: Option<&Secret>,
+) -> Result<(ChildFramed, Hello), WireError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
+    // A parent on another host (lan-cake): prove we hold the LAN's secret, when there is one.
+    let secret = secret.filter(|_| !addr.ip().is_loopback());
+    let stream = MaybeSecure::connect(stream, secret)
+        .await
+        .map_err(|e| WireError::Protocol(e.to_string()))?;
     let mut framed = Framed::new(stream, MessageCodec::new(MAX_DIRECTORY_FRAME));
     framed.send(Up::Hello(hello.clone())).await?;
     let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())

@@ -13,6 +13,7 @@ use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::directory::{Action, Attachments, Engine, Output, Search};
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
+use crate::secure::{MaybeSecure, Secret};
 use crate::wire::directory::{Down, PubInfo, PubState, SubInfo, Up};
 use crate::wire::peer::{Open, PeerMsg};
 use crate::wire::{Hello, PeerKind, HANDSHAKE_TIMEOUT};
@@ -154,6 +155,8 @@ enum Outbound {
 struct State {
     id: ProcessId,
     hello: Hello,
+    /// The LAN's secret: sessions with LAN publications (ours and others') are encrypted.
+    secret: Option<Secret>,
     directory: Option<SocketAddr>,
     session_addr: SocketAddr,
     /// The listener for sessions from other hosts (`0.0.0.0:<port>`), bound with the first
@@ -199,10 +202,13 @@ pub(crate) fn spawn(
     let hello = Hello::new(PeerKind::Process, id, Scope::Process, config.name.clone());
     let session_addr = listener.local_addr().expect("bound listener has an address");
     let span = tracing::info_span!("node", name = %config.name, id = %id.short());
-    tokio::spawn(accept_sessions(listener, hello.clone(), home.clone()).instrument(span.clone()));
+    // On loopback: sessions at HOST scope and narrower (connections within a host are never
+    // encrypted).
+    tokio::spawn(accept_sessions(listener, hello.clone(), home.clone(), None).instrument(span.clone()));
     let state = State {
         id,
         hello,
+        secret: config.secret,
         directory: config.directory,
         session_addr,
         lan_addr: None,
@@ -236,7 +242,13 @@ impl State {
         let shutdown = self.home.shutdown.clone();
         let (up_tx, mut up_rx) = mpsc::channel(1024);
         if let Some(addr) = self.directory {
-            self.uplink = Some(uplink::spawn(addr, self.hello.clone(), up_tx, shutdown.clone()));
+            self.uplink = Some(uplink::spawn(
+                addr,
+                self.hello.clone(),
+                self.secret.clone(),
+                up_tx,
+                shutdown.clone(),
+            ));
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -273,7 +285,10 @@ impl State {
         let listener = TcpListener::from_std(std_listener)?;
         let addr = listener.local_addr()?;
         info!(%addr, "listening for sessions from other hosts");
-        tokio::spawn(accept_sessions(listener, self.hello.clone(), self.home.clone()).in_current_span());
+        let secret = self.secret.clone();
+        tokio::spawn(
+            accept_sessions(listener, self.hello.clone(), self.home.clone(), secret).in_current_span(),
+        );
         self.lan_addr = Some(addr);
         Ok(addr)
     }
@@ -797,9 +812,11 @@ impl State {
             return;
         }
         let (addr, expected, hello) = (publisher.addr, publisher.process, self.hello.clone());
+        let secret = self.secret.clone();
         tokio::spawn(
             async move {
-                let note = match tokio::time::timeout(OPEN_TIMEOUT, dial(addr, expected, &hello)).await {
+                let dialing = dial(addr, expected, &hello, secret.as_ref());
+                let note = match tokio::time::timeout(OPEN_TIMEOUT, dialing).await {
                     Ok(Ok((stream, remote))) => {
                         let id = home.next_conn_id();
                         let (conn, reader) =
@@ -847,17 +864,27 @@ fn spawn_control_writer(conn: Arc<PeerConn>) -> mpsc::UnboundedSender<PeerMsg<'s
     tx
 }
 
-async fn dial(addr: SocketAddr, expected: ProcessId, hello: &Hello) -> Result<(TcpStream, Hello), String> {
+async fn dial(
+    addr: SocketAddr,
+    expected: ProcessId,
+    hello: &Hello,
+    secret: Option<&Secret>,
+) -> Result<(MaybeSecure<TcpStream>, Hello), String> {
     // An unspecified address (`0.0.0.0:<port>`): a publisher on this host listening on every
     // interface; reach it over loopback.
     let mut addr = addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let mut stream = TcpStream::connect(addr)
+    let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    // Connections that cross hosts are encrypted when the LAN is; within a host, never.
+    let secret = secret.filter(|_| !addr.ip().is_loopback());
+    let mut stream = MaybeSecure::connect(stream, secret)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
     write_hello(&mut stream, hello).await.map_err(|e| e.to_string())?;
     let remote = read_hello(&mut stream).await?;
     if remote.id != expected {
@@ -875,7 +902,8 @@ async fn write_hello<W: AsyncWrite + Unpin>(io: &mut W, hello: &Hello) -> std::i
     let body = serde_json::to_vec(&PeerMsg::Hello(hello.clone())).expect("a greeting encodes");
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
-    io.write_all(&frame).await
+    io.write_all(&frame).await?;
+    io.flush().await
 }
 
 /// Reads exactly one greeting frame (nothing beyond it), within the handshake deadline.
@@ -903,13 +931,15 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Hello, String> {
         .map_err(|_| "no greeting in time".to_string())?
 }
 
-async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
+/// Accepts session connections on `listener`; with a `secret` (the LAN listener of an
+/// encrypted LAN), each that comes from another host must pass the Noise handshake first.
+async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home, secret: Option<Secret>) {
     loop {
         let accepted = tokio::select! {
             _ = home.shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        let (mut stream, addr) = match accepted {
+        let (stream, addr) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "session accept failed");
@@ -917,10 +947,24 @@ async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home) {
                 continue;
             }
         };
-        let (hello, home) = (hello.clone(), home.clone());
+        let (hello, home, secret) = (hello.clone(), home.clone(), secret.clone());
         tokio::spawn(
             async move {
                 let _ = stream.set_nodelay(true);
+                let secret = secret.filter(|_| !addr.ip().is_loopback());
+                let secured =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, MaybeSecure::accept(stream, secret.as_ref()));
+                let mut stream = match secured.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        warn!(%addr, reason = %e, "refused a session connection");
+                        return;
+                    }
+                    Err(_) => {
+                        warn!(%addr, "refused a session connection: no handshake in time");
+                        return;
+                    }
+                };
                 let remote = match read_hello(&mut stream).await {
                     Ok(remote) => remote,
                     Err(reason) => {

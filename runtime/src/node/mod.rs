@@ -57,27 +57,65 @@ pub struct NodeConfig {
     pub directory: Option<SocketAddr>,
     /// The name this process gives (its executable's name by default).
     pub name: String,
+    /// The LAN's secret, when the LAN is encrypted: sessions to and from LAN publications
+    /// then run the Noise handshake ([`crate::secure`]). From the file named in
+    /// `LC_SECRET_FILE`.
+    pub secret: Option<crate::secure::Secret>,
 }
 
-/// `LC_DIRECTORY` held something that is not an address.
+/// The environment variable naming the file that holds the LAN's secret (see
+/// [`crate::secure`]); the directories take it as `--secret-file` too.
+pub const SECRET_ENV: &str = "LC_SECRET_FILE";
+
+/// The environment held something unusable: `LC_DIRECTORY` not an address, or
+/// `LC_SECRET_FILE` not a secret file.
 #[derive(Debug, thiserror::Error)]
-#[error("{DIRECTORY_ENV}={value:?} is not host:port or \"none\"")]
-pub struct BadDirectoryEnv {
-    value: String,
+pub enum BadDirectoryEnv {
+    /// `LC_DIRECTORY` is not `host:port` or `none`.
+    #[error("{DIRECTORY_ENV}={value:?} is not host:port or \"none\"")]
+    Directory {
+        /// What it held.
+        value: String,
+    },
+    /// `LC_SECRET_FILE` names no usable secret.
+    #[error("{SECRET_ENV}: {0}")]
+    Secret(#[from] crate::secure::SecretError),
 }
 
 impl NodeConfig {
+    /// Joins `directory` (none: PROCESS scope only) as `name`, with no LAN secret.
+    pub fn new(directory: Option<SocketAddr>, name: impl Into<String>) -> NodeConfig {
+        NodeConfig {
+            directory,
+            name: name.into(),
+            secret: None,
+        }
+    }
+
+    /// With the LAN's secret: sessions across hosts are encrypted and authenticated.
+    pub fn with_secret(mut self, secret: crate::secure::Secret) -> NodeConfig {
+        self.secret = Some(secret);
+        self
+    }
+
     /// From the environment: the directory in `LC_DIRECTORY`, else host-cake's standard
-    /// address `127.0.0.1:54195`.
+    /// address `127.0.0.1:54195`; the LAN's secret from the file in `LC_SECRET_FILE`.
     pub fn from_env() -> Result<NodeConfig, BadDirectoryEnv> {
         let directory = match std::env::var(DIRECTORY_ENV) {
             Ok(value) if value.eq_ignore_ascii_case("none") => None,
-            Ok(value) => Some(value.parse().map_err(|_| BadDirectoryEnv { value })?),
+            Ok(value) => Some(value.parse().map_err(|_| BadDirectoryEnv::Directory { value })?),
             Err(_) => Some(DEFAULT_HOST_DIRECTORY),
+        };
+        let secret = match std::env::var_os(SECRET_ENV) {
+            Some(path) if !path.is_empty() => {
+                Some(crate::secure::Secret::from_file(std::path::Path::new(&path))?)
+            }
+            _ => None,
         };
         Ok(NodeConfig {
             directory,
             name: executable_name(),
+            secret,
         })
     }
 }

@@ -627,7 +627,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Arc<PeerConn>, mut io: W) {
             } else {
                 Duration::from_secs(1)
             };
-            match tokio::time::timeout(limit, io.write_all(&chunk)).await {
+            // (A flush costs nothing on a plain socket; an encrypted one sends on flush.)
+            let write = async {
+                io.write_all(&chunk).await?;
+                io.flush().await
+            };
+            match tokio::time::timeout(limit, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %conn.remote_name, error = %e, "session connection write failed");

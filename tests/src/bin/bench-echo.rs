@@ -3,6 +3,11 @@
 //! `bench-echo --name NAME [--scope S]` publishes NAME and answers every message with the
 //! same message. `bench-echo --raw` is a plain tokio TCP echo of length-prefixed frames, the
 //! baseline. Either prints one line when ready (`published ...` / `listening ADDR`).
+//!
+//! `bench-echo --client SEARCH [--scope S] [--runs N]` is the near end, for benchmarks that
+//! run it on another host (the namespace lab): it subscribes, and once a session is available
+//! times N round trips of 64 bytes one at a time, then 2,000 of 64 KiB with 16 in flight, and
+//! prints `rtt_p50_us=.. rtt_p99_us=.. mib_s=..` (bytes both ways per second).
 
 use layer_cake::{Event, Node, Scope};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +28,9 @@ async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--raw") {
         return raw_echo().await;
+    }
+    if args.first().map(String::as_str) == Some("--client") {
+        return client(&args).await;
     }
     let value = |flag: &str| {
         args.iter()
@@ -70,4 +78,63 @@ async fn raw_echo() -> anyhow::Result<()> {
             }
         });
     }
+}
+
+async fn client(args: &[String]) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let search = args
+        .get(1)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("--client SEARCH"))?;
+    let scope: Scope = value("--scope").unwrap_or_else(|| "HOST".into()).parse()?;
+    let runs: usize = value("--runs").unwrap_or_else(|| "2000".into()).parse()?;
+    let node = Node::start().await?;
+    let mut subscription = node.subscribe(&search, scope).await?;
+    let session = loop {
+        match tokio::time::timeout(Duration::from_secs(15), subscription.next()).await? {
+            Some(Event::Available(s)) => break s,
+            Some(_) => continue,
+            None => anyhow::bail!("the subscription ended"),
+        }
+    };
+    let deadline = Duration::from_secs(5);
+    let small = "x".repeat(64);
+    for _ in 0..100 {
+        session.request::<_, String>(&small, deadline).await?;
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        session.request::<_, String>(&small, deadline).await?;
+        samples.push(t.elapsed());
+    }
+    samples.sort_unstable();
+    let q = |f: f64| samples[((samples.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e6;
+    // Throughput: 2,000 requests of 64 KiB, 16 in flight at a time.
+    let big = std::sync::Arc::new("y".repeat(64 * 1024));
+    let started = Instant::now();
+    let mut inflight = tokio::task::JoinSet::new();
+    for _ in 0..2000 {
+        if inflight.len() >= 16 {
+            inflight.join_next().await.expect("a task")??;
+        }
+        let (s, big) = (session.clone(), big.clone());
+        inflight.spawn(async move { s.request::<_, String>(&*big, deadline).await.map(|_| ()) });
+    }
+    while let Some(done) = inflight.join_next().await {
+        done??;
+    }
+    let mib_s = 2.0 * 2000.0 * 64.0 / 1024.0 / started.elapsed().as_secs_f64();
+    println!(
+        "rtt_p50_us={:.1} rtt_p99_us={:.1} mib_s={mib_s:.1}",
+        q(0.5),
+        q(0.99)
+    );
+    Ok(())
 }
