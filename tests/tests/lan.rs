@@ -354,3 +354,40 @@ async fn an_encrypted_lan_talks_to_holders_of_the_secret_only() {
         );
     }
 }
+
+/// A HOST directory bound on every interface (host-cake refuses to be; a library user might)
+/// still serves its own host only: a connection from another host is closed before any
+/// greeting, while one over loopback is served.
+#[tokio::test]
+async fn a_host_directory_turns_away_other_hosts_even_when_bound_on_every_interface() {
+    let Some(lab) = Lab::new(3) else { return };
+    let mut exposed = lab.spawn(1, "exposed-directory@h1", "exposed-directory", &[]);
+    let line = exposed.expect(&["listening 0.0.0.0:"]).await;
+    let port = line.rsplit(':').next().unwrap().trim().to_string();
+    let folder = tempfile::tempdir().unwrap();
+    let from_h2 = lab.run(
+        2,
+        folder.path(),
+        "layer-cake",
+        &["network", "--directory", &format!("10.0.0.1:{port}")],
+    );
+    let err = String::from_utf8_lossy(&from_h2.stderr);
+    assert!(
+        !from_h2.status.success(),
+        "served another host: {}",
+        String::from_utf8_lossy(&from_h2.stdout)
+    );
+    assert!(err.contains("no directory answers at 10.0.0.1"), "{err}");
+    let from_h1 = lab.run(
+        1,
+        folder.path(),
+        "layer-cake",
+        &["network", "--directory", &format!("127.0.0.1:{port}")],
+    );
+    assert!(
+        from_h1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_h1.stderr)
+    );
+    assert!(String::from_utf8_lossy(&from_h1.stdout).starts_with("[HOST] exposed-directory"));
+}
