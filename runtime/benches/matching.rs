@@ -122,6 +122,36 @@ fn subscribe_against(n: usize) -> (Duration, Duration) {
     (quantile(&mut samples, 0.5), quantile(&mut samples, 0.99))
 }
 
+/// A link with 20 publications and 2 subscriptions going, among `links` such links: median
+/// and p99 of `link_lost`.
+fn link_lost_cost(links: usize) -> (Duration, Duration) {
+    let mut engine = Engine::new(Scope::Host);
+    let mut out: Vec<Output> = Vec::new();
+    for l in 0..links {
+        for k in 0..20 {
+            let info = PubInfo {
+                id: PubId(uuid::Uuid::from_u128(4 << 64 | (l * 20 + k) as u128)),
+                name: format!("link-{l}:{k}"),
+                scope: Scope::Host,
+                process: ProcessId(uuid::Uuid::from_u128(l as u128)),
+                addr: "127.0.0.1:4000".parse().unwrap(),
+            };
+            engine.from_child(l as u64 + 1, Up::Publish(info), &mut out);
+        }
+        engine.from_child(l as u64 + 1, sub(2 * l, format!("link-{l}:1")), &mut out);
+        engine.from_child(l as u64 + 1, sub(2 * l + 1, format!("other-{l}:.*")), &mut out);
+        out.clear();
+    }
+    let mut samples = Vec::with_capacity(links.min(PUBLISHES));
+    for l in 0..links.min(PUBLISHES) {
+        let t = Instant::now();
+        engine.link_lost(l as u64 + 1, &mut out);
+        samples.push(t.elapsed());
+        out.clear();
+    }
+    (quantile(&mut samples, 0.5), quantile(&mut samples, 0.99))
+}
+
 fn us(d: Duration) -> String {
     format!("{:.2} µs", d.as_secs_f64() * 1e6)
 }
@@ -139,5 +169,12 @@ fn main() {
     for n in [100, 1_000, 10_000, 100_000] {
         let (p50, p99) = subscribe_against(n);
         println!("| {n} | {} | {} |", us(p50), us(p99));
+    }
+    println!();
+    println!("| links (20 names + 2 subscriptions each) | link lost median | p99 |");
+    println!("|---|---|---|");
+    for links in [100, 1_000, 5_000] {
+        let (p50, p99) = link_lost_cost(links);
+        println!("| {links} | {} | {} |", us(p50), us(p99));
     }
 }

@@ -57,6 +57,13 @@ struct SubEntry {
     routed: HashSet<PubId>,
 }
 
+/// The listings one link holds.
+#[derive(Default)]
+struct LinkListings {
+    pubs: HashSet<PubId>,
+    subs: HashSet<SubId>,
+}
+
 /// The matching engine of one directory. See the [module docs](self).
 pub struct Engine {
     scope: Scope,
@@ -75,6 +82,8 @@ pub struct Engine {
     routed: HashMap<PubId, HashSet<SubId>>,
     /// Routes passed down from the parent, by subscription, to clear when the parent goes.
     from_parent: HashMap<SubId, HashSet<RouteKey>>,
+    /// What each link registered, so that losing a link costs what it held, not a scan.
+    by_link: HashMap<LinkId, LinkListings>,
     /// How many listings are wider than this engine's scope (and so want a parent).
     wider: usize,
     parent_up: bool,
@@ -93,6 +102,7 @@ impl Engine {
             patterns: PrefixIndex::default(),
             routed: HashMap::new(),
             from_parent: HashMap::new(),
+            by_link: HashMap::new(),
             wider: 0,
             parent_up: false,
         }
@@ -195,7 +205,9 @@ impl Engine {
             if link < entry.link {
                 return;
             }
-            entry.link = link;
+            let old = std::mem::replace(&mut entry.link, link);
+            self.unfile_pub(old, info.id);
+            self.by_link.entry(link).or_default().pubs.insert(info.id);
             let state = self.state_of(info.id);
             out.push(Output::ToLink(
                 link,
@@ -221,6 +233,7 @@ impl Engine {
                 seq,
             },
         );
+        self.by_link.entry(link).or_default().pubs.insert(id);
         let state = self.state_of(id);
         out.push(Output::ToLink(link, Down::PubStatus { id, at, state }));
         if active {
@@ -283,6 +296,7 @@ impl Engine {
         let Some(entry) = self.pubs.remove(&id) else {
             return;
         };
+        self.unfile_pub(entry.link, id);
         let name = entry.info.name.clone();
         let line = self.names.get_mut(&name).expect("published name has a line");
         let was_active = line.first() == Some(&id);
@@ -376,6 +390,7 @@ impl Engine {
         };
         let forward = self.forwards(info.scope);
         let seq = self.next_seq();
+        self.by_link.entry(link).or_default().subs.insert(id);
         self.subs.insert(
             id,
             SubEntry {
@@ -400,6 +415,12 @@ impl Engine {
     /// Forgets a subscription without telling anyone (its owner asked, or is gone).
     fn remove_subscription(&mut self, id: SubId) -> Option<SubEntry> {
         let entry = self.subs.remove(&id)?;
+        if let Some(held) = self.by_link.get_mut(&entry.link) {
+            held.subs.remove(&id);
+            if held.pubs.is_empty() && held.subs.is_empty() {
+                self.by_link.remove(&entry.link);
+            }
+        }
         match entry.search.exact() {
             Some(name) => {
                 if let Some(set) = self.exact.get_mut(name) {
@@ -433,24 +454,30 @@ impl Engine {
 
     /// A child link is gone: everything registered through it is withdrawn.
     pub fn link_lost(&mut self, link: LinkId, out: &mut Vec<Output>) {
-        let mut pubs: Vec<(u64, PubId)> = self
+        let Some(held) = self.by_link.remove(&link) else {
+            return;
+        };
+        let mut pubs: Vec<(u64, PubId)> = held
             .pubs
             .iter()
-            .filter(|(_, p)| p.link == link)
-            .map(|(id, p)| (p.seq, *id))
+            .filter_map(|id| self.pubs.get(id).map(|p| (p.seq, *id)))
             .collect();
         pubs.sort_unstable();
         for (_, id) in pubs {
             self.retract(id, out);
         }
-        let subs: Vec<SubId> = self
-            .subs
-            .iter()
-            .filter(|(_, s)| s.link == link)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in subs {
+        for id in held.subs {
             self.unsubscribe(id, out);
+        }
+    }
+
+    /// Takes publication `id` off `link`'s list.
+    fn unfile_pub(&mut self, link: LinkId, id: PubId) {
+        if let Some(held) = self.by_link.get_mut(&link) {
+            held.pubs.remove(&id);
+            if held.pubs.is_empty() && held.subs.is_empty() {
+                self.by_link.remove(&link);
+            }
         }
     }
 
