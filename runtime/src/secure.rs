@@ -27,6 +27,9 @@ const MAX_MESSAGE: usize = 65_535;
 const TAG: usize = 16;
 /// The most plaintext one message carries.
 const MAX_PLAIN: usize = MAX_MESSAGE - TAG;
+/// Both handshake messages of `NNpsk0` with an empty payload are 48 bytes (an ephemeral key
+/// and a tag); anything longer is refused before it is read.
+const MAX_HANDSHAKE_MESSAGE: usize = 64;
 /// Encrypted bytes waiting to be written, at most, before a write waits for the socket.
 const WRITE_BOUND: usize = 256 * 1024;
 
@@ -96,8 +99,11 @@ impl Secret {
 
     /// Parses 64 hex digits.
     pub fn from_hex(hex: &str) -> Result<Secret, String> {
-        if hex.len() != 64 {
-            return Err(format!("found {} characters", hex.len()));
+        if hex.chars().count() != 64 {
+            return Err(format!("found {} characters", hex.chars().count()));
+        }
+        if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(format!("{c:?} is not a hex digit"));
         }
         let mut key = [0u8; 32];
         for (i, byte) in key.iter_mut().enumerate() {
@@ -178,7 +184,14 @@ async fn write_message<S: AsyncWrite + Unpin>(io: &mut S, message: &[u8]) -> io:
 async fn read_message<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     io.read_exact(&mut len).await?;
-    let mut message = vec![0u8; u16::from_be_bytes(len) as usize];
+    let len = u16::from_be_bytes(len) as usize;
+    if len > MAX_HANDSHAKE_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a handshake message of {len} bytes (at most {MAX_HANDSHAKE_MESSAGE})"),
+        ));
+    }
+    let mut message = vec![0u8; len];
     io.read_exact(&mut message).await?;
     Ok(message)
 }
@@ -190,7 +203,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<SecureStream<S>, HandshakeError> {
     let refused = |e: snow::Error| HandshakeError::Refused(e.to_string());
     let mut state = noise(secret).build_initiator().map_err(refused)?;
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE];
     let n = state.write_message(&[], &mut buf).map_err(refused)?;
     write_message(&mut io, &buf[..n]).await?;
     let reply = read_message(&mut io).await?;
@@ -208,7 +221,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<SecureStream<S>, HandshakeError> {
     let refused = |e: snow::Error| HandshakeError::Refused(e.to_string());
     let mut state = noise(secret).build_responder().map_err(refused)?;
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut buf = [0u8; MAX_HANDSHAKE_MESSAGE];
     let first = read_message(&mut io).await?;
     state.read_message(&first, &mut buf).map_err(refused)?;
     let n = state.write_message(&[], &mut buf).map_err(refused)?;
@@ -285,10 +298,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
                 if this.rcipher.len() >= 2 + len {
                     this.rplain.clear();
                     this.rplain.resize(len - TAG, 0);
-                    let n = this
+                    let decrypted = this
                         .noise
-                        .read_message(&this.rcipher[2..2 + len], &mut this.rplain)
-                        .map_err(bad_data)?;
+                        .read_message(&this.rcipher[2..2 + len], &mut this.rplain);
+                    let n = match decrypted {
+                        Ok(n) => n,
+                        Err(e) => {
+                            // What failed its check must never be read as plaintext.
+                            this.rplain.clear();
+                            return Poll::Ready(Err(bad_data(e)));
+                        }
+                    };
                     this.rplain.truncate(n);
                     this.rcipher.advance(2 + len);
                     continue;
@@ -537,6 +557,13 @@ mod tests {
         // The initiator learns when the responder hangs up.
         assert!(c.is_err());
 
+        // A first message longer than any handshake message is refused before it is read.
+        let (mut x, y) = tokio::io::duplex(1 << 16);
+        let accepting = tokio::spawn(async move { accept(y, &key(1)).await.map(|_| ()) });
+        x.write_all(&[0xff, 0xff]).await.unwrap();
+        let err = accepting.await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("a handshake message of 65535 bytes"), "{err}");
+
         // A peer that speaks the plain protocol (a 4-byte length, then JSON).
         let (mut x, y) = tokio::io::duplex(1 << 16);
         let accepting = tokio::spawn(async move { accept(y, &key(1)).await.map(|_| ()) });
@@ -572,6 +599,10 @@ mod tests {
             "{err}"
         );
         assert!(Secret::from_hex(&"zz".repeat(32)).is_err());
+        // Neither a multi-byte character nor a sign gets through (or panics).
+        assert!(Secret::from_hex(&"é".repeat(64)).is_err());
+        assert!(Secret::from_hex(&format!("+f{}", "0".repeat(62))).is_err());
+        assert!(Secret::from_hex(&"aB".repeat(32)).is_ok());
         assert!(Secret::from_file(&dir.path().join("missing")).is_err());
     }
 }

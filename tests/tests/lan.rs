@@ -391,3 +391,32 @@ async fn a_host_directory_turns_away_other_hosts_even_when_bound_on_every_interf
     );
     assert!(String::from_utf8_lossy(&from_h1.stdout).starts_with("[HOST] exposed-directory"));
 }
+
+/// A process on lan-cake's own host (it joins lan-cake over loopback: that host has no
+/// host-cake) publishes at LAN scope; a subscriber on another host reaches it at the host's
+/// LAN address, not at its own loopback.
+#[tokio::test]
+async fn a_publisher_on_the_lan_directorys_own_host_is_reached_from_others() {
+    let Some(lab) = Lab::new(2) else { return };
+    let _directories = directories(&lab).await;
+    let mut publisher = lab.spawn_env(
+        0,
+        "publisher@h0",
+        "publisher",
+        &["--name", "lab:at-195", "--scope", "LAN"],
+        &[("LC_DIRECTORY", "127.0.0.1:54195")],
+    );
+    publisher.expect(&["published lab:at-195 LAN"]).await;
+    let mut subscriber = lab.spawn(
+        1,
+        "subscriber@h1",
+        "subscriber",
+        &["--search", "lab:.*", "--scope", "LAN"],
+    );
+    let available = subscriber.expect(&["available lab:at-195 LAN"]).await;
+    assert!(
+        field(&available, "addr").starts_with("10.0.0.195:"),
+        "{available}"
+    );
+    subscriber.expect(&["reply lab:at-195 seq=1"]).await;
+}

@@ -43,6 +43,11 @@ impl Search {
                 return Ok(Search::Prefix(literal.to_string()));
             }
         }
+        // On its own first: an unbalanced `)` would otherwise close the anchoring group early
+        // (`a)|(b` must not become `^(?:a)|(b)$`).
+        regex_syntax::Parser::new()
+            .parse(search)
+            .map_err(|e| e.to_string())?;
         let regex = Regex::new(&format!("^(?:{search})$")).map_err(|e| e.to_string())?;
         Ok(Search::Pattern {
             regex,
@@ -81,8 +86,9 @@ impl Search {
 }
 
 /// The literal text a pattern's every match starts with: the characters before its first
-/// metacharacter, less the last one when that metacharacter is a quantifier that allows zero
-/// of it (`ab?c` → `a`). A `|` anywhere may make an alternative start elsewhere: no prefix.
+/// metacharacter, less the last one when that metacharacter is a quantifier (`ab?c` → `a`;
+/// `+` too, as `ab+*` may match `a`). A `|` anywhere may make an alternative start elsewhere:
+/// no prefix.
 fn literal_prefix(pattern: &str) -> String {
     if pattern.contains('|') {
         return String::new();
@@ -90,7 +96,7 @@ fn literal_prefix(pattern: &str) -> String {
     let mut prefix = String::new();
     for c in pattern.chars() {
         if META.contains(c) {
-            if matches!(c, '?' | '*' | '{') {
+            if matches!(c, '?' | '*' | '{' | '+') {
                 prefix.pop();
             }
             break;
@@ -184,6 +190,13 @@ mod tests {
     }
 
     #[test]
+    fn an_unbalanced_parenthesis_cannot_escape_the_anchors() {
+        for bad in ["a)|(b", "svc)?(worker-1", "a)"] {
+            assert!(Search::new(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn bad_patterns_explain_themselves() {
         let err = Search::new("worker-(").unwrap_err();
         assert!(err.contains("unclosed group"), "{err}");
@@ -201,7 +214,9 @@ mod tests {
         assert_eq!(prefix("ab?c"), "a");
         assert_eq!(prefix("ab*"), "a");
         assert_eq!(prefix("ab{0,2}"), "a");
-        assert_eq!(prefix("ab+"), "ab");
+        assert_eq!(prefix("ab+"), "a");
+        assert_eq!(prefix("ab+*"), "a");
+        assert_eq!(prefix("ab+??"), "a");
         assert_eq!(prefix("a|b"), "");
         assert_eq!(prefix("(?i)abc"), "");
         assert_eq!(prefix("é.x"), "é");
@@ -249,6 +264,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
         /// A prefix search and the regular expression it stands for agree on every name.
         #[test]
         fn prefix_searches_agree_with_their_regex(
@@ -264,12 +281,19 @@ mod tests {
         }
 
         /// Whatever the pattern, every name it matches starts with its prefix (so the index
-        /// never hides a match).
+        /// never hides a match). Patterns are built from literals, classes, groups,
+        /// alternation and (stacked) quantifiers; names from the same letters.
         #[test]
         fn no_match_is_outside_the_prefix(
-            pattern in "[ab.:*+?|()\\[\\]{}0-9,^$-]{1,12}",
-            names in proptest::collection::vec("[ab:0-9-]{0,10}", 1..40),
+            tokens in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "b", "ab", ":", ".", "[ab]", "+", "*", "?", "??", "{0,2}", "{1}", "(", ")", "|", "\\.", "^", "$",
+                ]),
+                1..10,
+            ),
+            names in proptest::collection::vec("[ab:.]{0,8}", 1..40),
         ) {
+            let pattern: String = tokens.concat();
             if let Ok(search) = Search::new(&pattern) {
                 for name in names {
                     if search.matches(&name) {

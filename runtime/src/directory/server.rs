@@ -429,7 +429,7 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
 /// their own host only, so they listen on loopback; LAN and wider listen where other hosts
 /// reach them. (They also refuse any connection that does not come from loopback.)
 pub fn check_listen(scope: Scope, addr: SocketAddr) -> Result<(), String> {
-    if scope < Scope::Lan && !addr.ip().is_loopback() {
+    if scope < Scope::Lan && !crate::wire::is_local(addr) {
         return Err(format!(
             "a {scope} directory serves this host only: listen on loopback (127.0.0.1), not {addr}"
         ));
@@ -459,7 +459,7 @@ async fn accept_loop(
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, addr)) if greeting.ours.scope < Scope::Lan && !addr.ip().is_loopback() => {
+            Ok((stream, addr)) if greeting.ours.scope < Scope::Lan && !crate::wire::is_local(addr) => {
                 // GROUP and HOST scope are this host's business only.
                 warn!(%addr, scope = %greeting.ours.scope, "refused a connection from another host");
                 drop(stream);
@@ -505,15 +505,30 @@ async fn greet(framed: &mut ParentFramed, greeting: &Greeting) -> Result<Hello, 
     Ok(hello)
 }
 
-/// Writes `first` and whatever else is already queued, then flushes once.
-async fn write_batch<S>(sink: &mut S, first: Down, rx: &mut mpsc::Receiver<Down>) -> Result<(), WireError>
+/// Writes `first` and whatever else is already queued, then flushes once. Routes to a child
+/// on another host get `here` (this host's address as that child reaches it) in place of an
+/// unspecified publisher address: a publication made on this very host (`0.0.0.0:<port>`).
+async fn write_batch<S>(
+    sink: &mut S,
+    first: Down,
+    rx: &mut mpsc::Receiver<Down>,
+    here: Option<std::net::IpAddr>,
+) -> Result<(), WireError>
 where
     S: futures_util::Sink<Down, Error = WireError> + Unpin,
 {
-    sink.feed(first).await?;
+    let fill = |mut frame: Down| {
+        if let (Down::Route(route), Some(ip)) = (&mut frame, here) {
+            if route.publisher.addr.ip().is_unspecified() {
+                route.publisher.addr.set_ip(ip);
+            }
+        }
+        frame
+    };
+    sink.feed(fill(first)).await?;
     for _ in 0..256 {
         match rx.try_recv() {
-            Ok(frame) => sink.feed(frame).await?,
+            Ok(frame) => sink.feed(fill(frame)).await?,
             Err(_) => break,
         }
     }
@@ -529,8 +544,14 @@ async fn serve_child(
     cancel: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    // This host's address as a child on another host reaches it (for the routes it is sent).
+    let here = stream
+        .local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|_| !crate::wire::is_local(addr));
     // A child on another host proves it holds the LAN's secret first (when there is one).
-    let secret = greeting.secret.as_ref().filter(|_| !addr.ip().is_loopback());
+    let secret = greeting.secret.as_ref().filter(|_| !crate::wire::is_local(addr));
     let stream = match tokio::time::timeout(greeting.timeout, MaybeSecure::accept(stream, secret)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -587,7 +608,7 @@ async fn serve_child(
                     last_tx = Instant::now();
                     let write = tokio::select! {
                         _ = cancel.cancelled() => break "dropped by the directory".to_string(),
-                        w = tokio::time::timeout(WRITE_DEADLINE, write_batch(&mut sink, frame, &mut rx)) => w,
+                        w = tokio::time::timeout(WRITE_DEADLINE, write_batch(&mut sink, frame, &mut rx, here)) => w,
                     };
                     match write {
                         Ok(Ok(())) => {}

@@ -217,7 +217,7 @@ async fn run(
 /// another host) passes it to subscribers who cannot reach this host's loopback.
 fn fill_in_host(frame: &mut Up, local_ip: Option<std::net::IpAddr>) {
     if let (Up::Publish(info), Some(ip)) = (frame, local_ip) {
-        if info.addr.ip().is_unspecified() && !ip.is_loopback() {
+        if info.addr.ip().is_unspecified() && !ip.to_canonical().is_loopback() {
             info.addr.set_ip(ip);
         }
     }
@@ -233,7 +233,7 @@ async fn connect(
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     // A parent on another host (lan-cake): prove we hold the LAN's secret, when there is one.
-    let secret = secret.filter(|_| !addr.ip().is_loopback());
+    let secret = secret.filter(|_| !crate::wire::is_local(addr));
     let stream = MaybeSecure::connect(stream, secret)
         .await
         .map_err(|e| WireError::Protocol(e.to_string()))?;

@@ -652,7 +652,7 @@ impl State {
         };
         let session = open.session;
         // A peer on another host may open only publications that reach other hosts.
-        let from_afar = entry.conn.remote_addr.is_some_and(|a| !a.ip().is_loopback());
+        let from_afar = entry.conn.remote_addr.is_some_and(|a| !crate::wire::is_local(a));
         match self
             .pubs
             .get_mut(&open.publication)
@@ -881,7 +881,7 @@ async fn dial(
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     // Connections that cross hosts are encrypted when the LAN is; within a host, never.
-    let secret = secret.filter(|_| !addr.ip().is_loopback());
+    let secret = secret.filter(|_| !crate::wire::is_local(addr));
     let mut stream = MaybeSecure::connect(stream, secret)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
@@ -951,7 +951,7 @@ async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home, secret
         tokio::spawn(
             async move {
                 let _ = stream.set_nodelay(true);
-                let secret = secret.filter(|_| !addr.ip().is_loopback());
+                let secret = secret.filter(|_| !crate::wire::is_local(addr));
                 let secured =
                     tokio::time::timeout(HANDSHAKE_TIMEOUT, MaybeSecure::accept(stream, secret.as_ref()));
                 let mut stream = match secured.await {

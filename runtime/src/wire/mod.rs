@@ -44,5 +44,12 @@ pub const HEARTBEAT_CHECK: Duration = Duration::from_millis(500);
 /// Whether a connection with a peer at `addr` carries heartbeats: those between hosts do;
 /// on loopback the kernel tells at once of a peer that goes.
 pub fn needs_heartbeat(addr: std::net::SocketAddr) -> bool {
-    !addr.ip().is_loopback()
+    !is_local(addr)
+}
+
+/// Is `addr` on this host's loopback (`127.0.0.0/8`, `::1`, or `::ffff:127.x.x.x` as an IPv6
+/// socket reports an IPv4 loopback peer)? One rule for every "within this host" decision, so
+/// that both ends of a connection always agree: heartbeats, encryption, GROUP and HOST guards.
+pub fn is_local(addr: std::net::SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
 }
