@@ -5,6 +5,18 @@ use layer_cake::{Node, NodeConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
+/// A tokio runtime with `threads` worker threads; 1 (or 0) runs everything on this thread.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
 /// A request the subscriber demo sends on each new session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ping {

@@ -116,7 +116,7 @@ impl Secret {
     /// A new random secret (from the operating system's generator).
     pub fn generate() -> io::Result<Secret> {
         let mut key = [0u8; 32];
-        std::fs::File::open("/dev/urandom")?.read_exact_sync(&mut key)?;
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
         Ok(Secret(key))
     }
 
@@ -140,17 +140,6 @@ impl Secret {
         writeln!(file, "{hex}").map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
         Ok(secret)
-    }
-}
-
-/// `read_exact` for a std file (the name keeps it apart from tokio's extension trait).
-trait ReadExactSync {
-    fn read_exact_sync(&mut self, buf: &mut [u8]) -> io::Result<()>;
-}
-
-impl ReadExactSync for std::fs::File {
-    fn read_exact_sync(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        std::io::Read::read_exact(self, buf)
     }
 }
 

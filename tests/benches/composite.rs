@@ -23,15 +23,6 @@ const START_RUNS: usize = 5;
 const RESTART_RUNS: usize = 30;
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn status(t: &TestHome) -> serde_json::Value {
     t.status()
 }
@@ -94,7 +85,7 @@ async fn main() {
     )
     .unwrap();
     assert!(line.starts_with("listening"), "group-cake said {line:?}");
-    let rss_plain = rss_kib(plain.id());
+    let rss_plain = layer_cake_tests::procfs::rss_kib(plain.id());
     let _ = plain.kill();
     let _ = plain.wait();
 
@@ -102,7 +93,7 @@ async fn main() {
     t.ok(&["start", "one"]);
     let (node, mut sub) = watcher(&t).await;
     while !matches!(next(&mut sub).await, Event::Available(_)) {}
-    let rss_one = rss_kib(status(&t)["pid"].as_u64().unwrap() as u32);
+    let rss_one = layer_cake_tests::procfs::rss_kib(status(&t)["pid"].as_u64().unwrap() as u32);
     drop((sub, node));
     t.ok(&["stop"]);
 
@@ -121,7 +112,7 @@ async fn main() {
         }
         starts.push(began.elapsed());
         if run == 0 {
-            rss_many = rss_kib(status(&t)["pid"].as_u64().unwrap() as u32);
+            rss_many = layer_cake_tests::procfs::rss_kib(status(&t)["pid"].as_u64().unwrap() as u32);
             // Restarts: kill one role at a time; wait for its successor's publication.
             for i in 0..RESTART_RUNS {
                 let role = format!("worker-{}", i % ROLES);
@@ -153,12 +144,7 @@ async fn main() {
     println!();
     println!(
         "layer-cake composite benchmark ({ROLES} idle runtime roles, loopback, CPUs allowed: {})",
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap_or("?")
-            .trim()
+        layer_cake_tests::procfs::cpus_allowed()
     );
     println!();
     println!(

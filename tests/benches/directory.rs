@@ -208,14 +208,7 @@ async fn suite(flavor: &str) {
     if wanted("raw-rtt") {
         rows.push(bench_raw_rtt().await);
     }
-    let cpus = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Cpus_allowed_list"))
-                .map(|l| l.split_whitespace().last().unwrap_or("?").to_string())
-        })
-        .unwrap_or_else(|| "?".into());
+    let cpus = layer_cake_tests::procfs::cpus_allowed();
     println!("\nlayer-cake directory benchmark (loopback, tokio {flavor} runtime at both ends, CPUs allowed: {cpus})\n");
     println!(
         "| {:<38} | {:>7} | {:>12} | {:>12} |",

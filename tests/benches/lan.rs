@@ -30,27 +30,15 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
 #[tokio::main]
 async fn main() {
     let Some(lab) = Lab::new(3) else { return };
-    let mut lan = lab.spawn(0, "lan-cake", "lan-cake", &[]);
-    lan.expect(&["listening "]).await;
-    let mut hosts = Vec::new();
-    for k in 1..3 {
-        let mut h = lab.spawn(k, "host-cake", "host-cake", &[]);
-        h.expect(&["listening "]).await;
-        hosts.push(h);
-    }
+    let _directories = lab.directories(None).await;
 
     // publish -> Available, across hosts.
-    let mut subscriber = lab.spawn(
-        2,
-        "subscriber",
-        "subscriber",
-        &["--search", "bench:.*", "--scope", "LAN"],
-    );
+    let mut subscriber = lab.subscriber(2, "subscriber", "bench:.*", "LAN", &[]);
     subscriber.expect(&["subscribed"]).await;
     let mut available = Vec::new();
     for i in 0..20 {
         let name = format!("bench:p{i}");
-        let mut publisher = lab.spawn(1, "publisher", "publisher", &["--name", &name, "--scope", "LAN"]);
+        let mut publisher = lab.publisher(1, "publisher", &name, "LAN", &[]);
         publisher.expect(&["published", &name]).await;
         let t0 = Instant::now();
         subscriber.expect(&["available", &name]).await;
@@ -60,12 +48,7 @@ async fn main() {
     }
 
     // Host loss and return.
-    let mut publisher = lab.spawn(
-        1,
-        "publisher",
-        "publisher",
-        &["--name", "bench:lost", "--scope", "LAN"],
-    );
+    let mut publisher = lab.publisher(1, "publisher", "bench:lost", "LAN", &[]);
     publisher.expect(&["published"]).await;
     subscriber.expect(&["available bench:lost"]).await;
     let (mut lost, mut back) = (Vec::new(), Vec::new());
@@ -83,12 +66,7 @@ async fn main() {
     subscriber.kill9().await;
 
     // Failover GROUP -> LAN.
-    let mut far = lab.spawn(
-        1,
-        "publisher",
-        "publisher",
-        &["--name", "bench:svc", "--scope", "LAN"],
-    );
+    let mut far = lab.publisher(1, "publisher", "bench:svc", "LAN", &[]);
     far.expect(&["published"]).await;
     let mut group = lab.spawn(2, "group-cake", "group-cake", &["--listen", "127.0.0.1:0"]);
     let line = group.expect(&["listening "]).await;

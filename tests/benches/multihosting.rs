@@ -27,15 +27,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// One HTTP GET: the status code, or None if nothing listens yet.
 fn status_of(agent: &ureq::Agent, port: u16, path: &str) -> Option<u16> {
     let response = agent.get(&format!("http://127.0.0.1:{port}{path}")).call().ok()?;
@@ -169,9 +160,9 @@ fn main() {
     let pids = t.role_pids();
     let pid_of = |role: &str| pids.iter().find(|(r, _)| r == role).map(|(_, p)| *p).unwrap();
     let (rss_server, rss_worker, rss_plain) = (
-        rss_kib(pid_of("server")),
-        rss_kib(pid_of("worker-0")),
-        rss_kib(plain.id()),
+        layer_cake_tests::procfs::rss_kib(pid_of("server")),
+        layer_cake_tests::procfs::rss_kib(pid_of("worker-0")),
+        layer_cake_tests::procfs::rss_kib(plain.id()),
     );
     let _ = plain.kill();
     let _ = plain.wait();
@@ -180,12 +171,7 @@ fn main() {
     println!();
     println!(
         "multihosting benchmark: GET /Xy?x=2&y=2, {seconds} s per run, loopback, CPUs allowed: {}",
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap_or("?")
-            .trim()
+        layer_cake_tests::procfs::cpus_allowed()
     );
     println!();
     println!(

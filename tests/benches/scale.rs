@@ -13,7 +13,7 @@
 //! (`idle:<s>:<k>:[a-z]+`), so each kind's memory shows.
 
 use layer_cake::{Event, Node, NodeConfig, Publication, Scope, Subscription};
-use layer_cake_tests::churn::{fd_count, rss_kib};
+use layer_cake_tests::procfs::{fd_count, rss_kib};
 use layer_cake_tests::{Daemon, WAIT};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -7,24 +7,15 @@
 //! 2,000 requests of 64 KiB (echoed back) with 16 in flight. Encrypted: the same with one
 //! secret file given to every daemon (`--secret-file`) and process (`LC_SECRET_FILE`).
 
+use layer_cake_tests::field;
 use layer_cake_tests::lab::Lab;
-use layer_cake_tests::{field, Proc};
 
 const ROUNDS: usize = 3;
 
 /// One measurement: (p50 µs, p99 µs, MiB/s).
 async fn measure(lab: &Lab, key: Option<&str>) -> (f64, f64, f64) {
-    let secret: Vec<&str> = key.map(|k| vec!["--secret-file", k]).unwrap_or_default();
     let envs: Vec<(&str, &str)> = key.map(|k| vec![("LC_SECRET_FILE", k)]).unwrap_or_default();
-    let mut daemons: Vec<Proc> = Vec::new();
-    let mut lan = lab.spawn(0, "lan-cake", "lan-cake", &secret);
-    lan.expect(&["listening"]).await;
-    daemons.push(lan);
-    for k in 1..=2 {
-        let mut host = lab.spawn(k, "host-cake", "host-cake", &secret);
-        host.expect(&["listening"]).await;
-        daemons.push(host);
-    }
+    let daemons = lab.directories(key).await;
     let mut echo = lab.spawn_env(
         1,
         "echo",

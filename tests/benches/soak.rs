@@ -9,7 +9,8 @@
 //! row: cycles so far, their rate, and each directory's RSS and descriptors.
 
 use layer_cake::Scope;
-use layer_cake_tests::churn::{cycle, fd_count, rss_kib};
+use layer_cake_tests::churn::cycle;
+use layer_cake_tests::procfs::{fd_count, rss_kib};
 use layer_cake_tests::{publisher, Daemon};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

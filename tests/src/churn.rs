@@ -1,7 +1,6 @@
 //! One cycle of churn, for the leak test (`tests/churn.rs`) and the soak benchmark
 //! (`benches/soak.rs`): a process joins a directory, publishes, subscribes, opens a session
-//! with a long-lived publisher demo, exchanges a request, and goes. Also the `/proc` readings
-//! both take.
+//! with a long-lived publisher demo, exchanges a request, and goes.
 
 use crate::WAIT;
 use layer_cake::{Event, Node, NodeConfig, Scope};
@@ -59,21 +58,4 @@ pub async fn cycle(directory: SocketAddr, scope: Scope, anchor: &str, i: u64) {
         .expect("the anchor answers");
     assert_eq!(pong.seq, i);
     n.stop();
-}
-
-/// How many file descriptors process `pid` has open (0 if it is gone).
-pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Process `pid`'s resident set, in KiB (0 if it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }

@@ -90,6 +90,45 @@ impl Lab {
         Proc::spawn_command(label, cmd, args, envs)
     }
 
+    /// Starts lan-cake on h0 and a host-cake on every other host, all on their default
+    /// addresses (given `secret`, a secret file, as `--secret-file`); returns once each listens.
+    pub async fn directories(&self, secret: Option<&str>) -> Vec<Proc> {
+        let args: Vec<&str> = secret.map(|f| vec!["--secret-file", f]).unwrap_or_default();
+        let mut procs = Vec::new();
+        let mut lan = self.spawn(0, "lan-cake", "lan-cake", &args);
+        lan.expect(&["listening 0.0.0.0:54195"]).await;
+        procs.push(lan);
+        for k in 1..self.hosts {
+            let mut host = self.spawn(k, &format!("host-cake@h{k}"), "host-cake", &args);
+            host.expect(&["listening 127.0.0.1:54195"]).await;
+            procs.push(host);
+        }
+        procs
+    }
+
+    /// Starts the publisher demo on host `k`, publishing `name` at `scope`, with `envs`.
+    pub fn publisher(&self, k: usize, label: &str, name: &str, scope: &str, envs: &[(&str, &str)]) -> Proc {
+        self.spawn_env(k, label, "publisher", &["--name", name, "--scope", scope], envs)
+    }
+
+    /// Starts the subscriber demo on host `k`, searching `search` at `scope`, with `envs`.
+    pub fn subscriber(
+        &self,
+        k: usize,
+        label: &str,
+        search: &str,
+        scope: &str,
+        envs: &[(&str, &str)],
+    ) -> Proc {
+        self.spawn_env(
+            k,
+            label,
+            "subscriber",
+            &["--search", search, "--scope", scope],
+            envs,
+        )
+    }
+
     /// Runs one of the workspace's programs on host `k` to the end, in `dir`, and returns what
     /// it printed (the CLI, say).
     pub fn run(&self, k: usize, dir: &std::path::Path, program: &str, args: &[&str]) -> std::process::Output {

@@ -255,3 +255,4 @@ pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
 pub mod churn;
 pub mod home;
 pub mod lab;
+pub mod procfs;

@@ -4,7 +4,8 @@
 //! and tasks.
 
 use layer_cake::Scope;
-use layer_cake_tests::churn::{cycle, fd_count, rss_kib};
+use layer_cake_tests::churn::cycle;
+use layer_cake_tests::procfs::{fd_count, rss_kib};
 use layer_cake_tests::{publisher, Daemon, WAIT};
 use std::time::Duration;
 

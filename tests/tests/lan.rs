@@ -2,36 +2,17 @@
 //! standard 10.0.0.195, a host-cake on each other host, and no address configured anywhere.
 //! Each test skips, saying why, where the lab cannot be built (not root, no `ip netns`).
 
+use layer_cake_tests::field;
 use layer_cake_tests::lab::Lab;
-use layer_cake_tests::{field, Proc};
-
-/// Starts lan-cake on h0 and a host-cake on every other host, all on their default addresses.
-async fn directories(lab: &Lab) -> Vec<Proc> {
-    let mut procs = Vec::new();
-    let mut lan = lab.spawn(0, "lan-cake", "lan-cake", &[]);
-    lan.expect(&["listening 0.0.0.0:54195"]).await;
-    procs.push(lan);
-    for k in 1..lab.hosts() {
-        let mut host = lab.spawn(k, &format!("host-cake@h{k}"), "host-cake", &[]);
-        host.expect(&["listening 127.0.0.1:54195"]).await;
-        procs.push(host);
-    }
-    procs
-}
 
 /// `layer-cake network` on a host shows the LAN directory above the host's, with nothing
 /// configured: host-cake at its default address, lan-cake at the standard .195.
 #[tokio::test]
 async fn network_shows_the_lan_directory_above_the_host() {
     let Some(lab) = Lab::new(2) else { return };
-    let _directories = directories(&lab).await;
+    let _directories = lab.directories(None).await;
     // host-cake goes up to the LAN directory once something registers at LAN scope.
-    let mut publisher = lab.spawn(
-        1,
-        "publisher@h1",
-        "publisher",
-        &["--name", "lab:svc", "--scope", "LAN"],
-    );
+    let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
     let folder = tempfile::tempdir().expect("a folder with no home");
     let out = lab.run(1, folder.path(), "layer-cake", &["network", "--long-listing"]);
@@ -65,20 +46,10 @@ async fn network_shows_the_lan_directory_above_the_host() {
 #[tokio::test]
 async fn a_publisher_and_a_subscriber_on_two_hosts_find_each_other_at_lan_scope() {
     let Some(lab) = Lab::new(3) else { return };
-    let _directories = directories(&lab).await;
-    let mut publisher = lab.spawn(
-        1,
-        "publisher@h1",
-        "publisher",
-        &["--name", "lab:svc", "--scope", "LAN"],
-    );
+    let _directories = lab.directories(None).await;
+    let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
-    let mut subscriber = lab.spawn(
-        2,
-        "subscriber@h2",
-        "subscriber",
-        &["--search", "lab:.*", "--scope", "LAN"],
-    );
+    let mut subscriber = lab.subscriber(2, "subscriber@h2", "lab:.*", "LAN", &[]);
     let available = subscriber.expect(&["available lab:svc LAN"]).await;
     // The session goes straight to the publisher's host, at the address it is reached by.
     assert!(field(&available, "addr").starts_with("10.0.0.1:"), "{available}");
@@ -91,13 +62,8 @@ async fn a_publisher_and_a_subscriber_on_two_hosts_find_each_other_at_lan_scope(
 #[tokio::test]
 async fn fallback_and_upgrade_across_group_host_and_lan() {
     let Some(lab) = Lab::new(3) else { return };
-    let _directories = directories(&lab).await;
-    let mut far = lab.spawn(
-        1,
-        "lan-publisher@h1",
-        "publisher",
-        &["--name", "lab:svc", "--scope", "LAN"],
-    );
+    let _directories = lab.directories(None).await;
+    let mut far = lab.publisher(1, "lan-publisher@h1", "lab:svc", "LAN", &[]);
     far.expect(&["published lab:svc LAN"]).await;
     // A composite on h2: its group-cake under h2's host-cake, a LAN subscriber in it.
     let mut group = lab.spawn(2, "group-cake@h2", "group-cake", &["--listen", "127.0.0.1:0"]);
@@ -118,14 +84,7 @@ async fn fallback_and_upgrade_across_group_host_and_lan() {
             ],
         )
     };
-    let host_publisher = || {
-        lab.spawn(
-            2,
-            "host-publisher@h2",
-            "publisher",
-            &["--name", "lab:svc", "--scope", "HOST"],
-        )
-    };
+    let host_publisher = || lab.publisher(2, "host-publisher@h2", "lab:svc", "HOST", &[]);
     let mut near = group_publisher();
     near.expect(&["published lab:svc GROUP"]).await;
     let mut mid = host_publisher();
@@ -180,20 +139,10 @@ async fn fallback_and_upgrade_across_group_host_and_lan() {
 #[tokio::test]
 async fn lan_cake_killed_and_restarted_gets_every_listing_back_and_sessions_carry_on() {
     let Some(lab) = Lab::new(3) else { return };
-    let mut directories = directories(&lab).await;
-    let mut publisher = lab.spawn(
-        1,
-        "publisher@h1",
-        "publisher",
-        &["--name", "lab:svc", "--scope", "LAN"],
-    );
+    let mut directories = lab.directories(None).await;
+    let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
-    let mut before = lab.spawn(
-        2,
-        "subscriber@h2",
-        "subscriber",
-        &["--search", "lab:.*", "--scope", "LAN"],
-    );
+    let mut before = lab.subscriber(2, "subscriber@h2", "lab:.*", "LAN", &[]);
     before.expect(&["reply lab:svc seq=1"]).await;
 
     directories.remove(0).kill9().await;
@@ -201,12 +150,7 @@ async fn lan_cake_killed_and_restarted_gets_every_listing_back_and_sessions_carr
     lan.expect(&["listening 0.0.0.0:54195"]).await;
     // The host-cakes reconnect by themselves and register everything again: a subscriber
     // that comes only now finds the publisher on the other host.
-    let mut after = lab.spawn(
-        2,
-        "late-subscriber@h2",
-        "subscriber",
-        &["--search", "lab:.*", "--scope", "LAN"],
-    );
+    let mut after = lab.subscriber(2, "late-subscriber@h2", "lab:.*", "LAN", &[]);
     let available = after.expect(&["available lab:svc LAN"]).await;
     assert!(field(&available, "addr").starts_with("10.0.0.1:"), "{available}");
     after.expect(&["reply lab:svc"]).await;
@@ -221,20 +165,10 @@ async fn lan_cake_killed_and_restarted_gets_every_listing_back_and_sessions_carr
 #[tokio::test]
 async fn a_host_whose_link_goes_down_is_dropped_and_comes_back_with_it() {
     let Some(lab) = Lab::new(3) else { return };
-    let _directories = directories(&lab).await;
-    let mut publisher = lab.spawn(
-        1,
-        "publisher@h1",
-        "publisher",
-        &["--name", "lab:svc", "--scope", "LAN"],
-    );
+    let _directories = lab.directories(None).await;
+    let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
-    let mut subscriber = lab.spawn(
-        2,
-        "subscriber@h2",
-        "subscriber",
-        &["--search", "lab:.*", "--scope", "LAN"],
-    );
+    let mut subscriber = lab.subscriber(2, "subscriber@h2", "lab:.*", "LAN", &[]);
     subscriber.expect(&["reply lab:svc seq=1"]).await;
 
     // h1 vanishes without a word: its link goes down, its sockets stay open.
@@ -257,7 +191,7 @@ async fn a_host_whose_link_goes_down_is_dropped_and_comes_back_with_it() {
 #[tokio::test]
 async fn lan_cake_refuses_a_host_that_runs_host_cake_and_says_why() {
     let Some(lab) = Lab::new(2) else { return };
-    let _directories = directories(&lab).await; // host-cake on h1
+    let _directories = lab.directories(None).await; // host-cake on h1
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.netns(1)])
         .arg(layer_cake_tests::bin("lan-cake"))
@@ -285,39 +219,15 @@ async fn an_encrypted_lan_talks_to_holders_of_the_secret_only() {
     layer_cake::secure::Secret::create_file(&key).unwrap();
     let key = key.to_str().unwrap();
     let with_key = [("LC_SECRET_FILE", key)];
-    let mut lan = lab.spawn(0, "lan-cake", "lan-cake", &["--secret-file", key]);
-    lan.expect(&["listening 0.0.0.0:54195"]).await;
-    let mut hosts = Vec::new();
-    for k in 1..=2 {
-        let mut host = lab.spawn(
-            k,
-            &format!("host-cake@h{k}"),
-            "host-cake",
-            &["--secret-file", key],
-        );
-        host.expect(&["listening 127.0.0.1:54195"]).await;
-        hosts.push(host);
-    }
+    // Every host of the lab holds the secret, but h3's host-cake is restarted without it.
+    let mut directories = lab.directories(Some(key)).await;
+    directories.pop().expect("h3's host-cake").kill9().await;
     let mut keyless_host = lab.spawn(3, "host-cake@h3", "host-cake", &[]);
     keyless_host.expect(&["listening 127.0.0.1:54195"]).await;
 
-    let mut publisher = lab.spawn_env(
-        1,
-        "publisher@h1",
-        "publisher",
-        &["--name", "lab:secret", "--scope", "LAN"],
-        &with_key,
-    );
+    let mut publisher = lab.publisher(1, "publisher@h1", "lab:secret", "LAN", &with_key);
     publisher.expect(&["published lab:secret LAN"]).await;
-    let subscribe = |k: usize, label: &str, envs: &[(&str, &str)]| {
-        lab.spawn_env(
-            k,
-            label,
-            "subscriber",
-            &["--search", "lab:.*", "--scope", "LAN"],
-            envs,
-        )
-    };
+    let subscribe = |k, label, envs| lab.subscriber(k, label, "lab:.*", "LAN", envs);
     let mut outsider = subscribe(3, "subscriber@h3", &[]);
     outsider.expect(&["subscribed"]).await;
     let mut keyless = subscribe(2, "keyless-subscriber@h2", &[]);
@@ -398,21 +308,16 @@ async fn a_host_directory_turns_away_other_hosts_even_when_bound_on_every_interf
 #[tokio::test]
 async fn a_publisher_on_the_lan_directorys_own_host_is_reached_from_others() {
     let Some(lab) = Lab::new(2) else { return };
-    let _directories = directories(&lab).await;
-    let mut publisher = lab.spawn_env(
+    let _directories = lab.directories(None).await;
+    let mut publisher = lab.publisher(
         0,
         "publisher@h0",
-        "publisher",
-        &["--name", "lab:at-195", "--scope", "LAN"],
+        "lab:at-195",
+        "LAN",
         &[("LC_DIRECTORY", "127.0.0.1:54195")],
     );
     publisher.expect(&["published lab:at-195 LAN"]).await;
-    let mut subscriber = lab.spawn(
-        1,
-        "subscriber@h1",
-        "subscriber",
-        &["--search", "lab:.*", "--scope", "LAN"],
-    );
+    let mut subscriber = lab.subscriber(1, "subscriber@h1", "lab:.*", "LAN", &[]);
     let available = subscriber.expect(&["available lab:at-195 LAN"]).await;
     assert!(
         field(&available, "addr").starts_with("10.0.0.195:"),

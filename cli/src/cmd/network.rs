@@ -65,7 +65,7 @@ impl Network {
         }
         let mut nodes = Vec::new();
         root.walk(depth, &mut nodes);
-        let names: HashMap<&str, &Node> = nodes.iter().map(|(_, n)| (n.id.as_str(), n)).collect();
+        let names: HashMap<&str, &Node> = nodes.iter().map(|(_, n)| (n.id.as_str(), *n)).collect();
         for (d, node) in &nodes {
             print_node(node, *d, self.long_listing.then_some(&names));
         }

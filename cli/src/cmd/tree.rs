@@ -70,8 +70,8 @@ impl Node {
     }
 
     /// Every node, depth first, with its depth.
-    pub fn walk(&self, depth: usize, out: &mut Vec<(usize, Node)>) {
-        out.push((depth, self.clone()));
+    pub fn walk<'n>(&'n self, depth: usize, out: &mut Vec<(usize, &'n Node)>) {
+        out.push((depth, self));
         for c in &self.children {
             c.walk(depth + 1, out);
         }

@@ -49,16 +49,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli.log.init();
-    let runtime = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
-            .enable_all()
-            .build()?
-    };
+    let runtime = layer_cake_demos::runtime(cli.threads)?;
     runtime.block_on(serve(cli))
 }
 

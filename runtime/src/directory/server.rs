@@ -18,8 +18,8 @@ use crate::scope::Scope;
 use crate::secure::{MaybeSecure, Secret};
 use crate::wire::directory::{ChildReport, DirectoryReport, Down, PubState, TreeNode, Up};
 use crate::wire::{
-    needs_heartbeat, Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK,
-    HEARTBEAT_DEAD, HEARTBEAT_EVERY, MAX_DIRECTORY_FRAME,
+    Beat, Hello, Liveness, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK,
+    HEARTBEAT_DEAD, MAX_DIRECTORY_FRAME,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -27,7 +27,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -583,29 +582,26 @@ async fn serve_child(
     }
     let (mut sink, mut stream) = framed.split();
     // Between hosts, both ends say they are still there; silence means the child is gone.
-    let heartbeat = needs_heartbeat(addr);
+    let mut live = Liveness::new(addr);
     let mut check = tokio::time::interval(HEARTBEAT_CHECK);
-    let (mut last_rx, mut last_tx) = (Instant::now(), Instant::now());
     let reason = loop {
         tokio::select! {
             _ = cancel.cancelled() => break "dropped by the directory".to_string(),
-            _ = check.tick(), if heartbeat => {
-                if last_rx.elapsed() >= HEARTBEAT_DEAD {
+            _ = check.tick(), if live.on() => match live.tick() {
+                Beat::Quiet => {}
+                Beat::Dead => {
                     warn!(link, %addr, "closing connection: nothing from the child for {HEARTBEAT_DEAD:?}");
                     break format!("no heartbeat for {HEARTBEAT_DEAD:?}");
                 }
-                if last_tx.elapsed() >= HEARTBEAT_EVERY {
-                    last_tx = Instant::now();
-                    match tokio::time::timeout(WRITE_DEADLINE, sink.send(Down::Heartbeat)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => break e.to_string(),
-                        Err(_) => break "not reading".to_string(),
-                    }
-                }
-            }
+                Beat::Send => match tokio::time::timeout(WRITE_DEADLINE, sink.send(Down::Heartbeat)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break e.to_string(),
+                    Err(_) => break "not reading".to_string(),
+                },
+            },
             frame = rx.recv() => match frame {
                 Some(frame) => {
-                    last_tx = Instant::now();
+                    live.sent();
                     let write = tokio::select! {
                         _ = cancel.cancelled() => break "dropped by the directory".to_string(),
                         w = tokio::time::timeout(WRITE_DEADLINE, write_batch(&mut sink, frame, &mut rx, here)) => w,
@@ -632,11 +628,9 @@ async fn serve_child(
                     warn!(link, %addr, "closing connection: unexpected second greeting");
                     break "unexpected second greeting".to_string();
                 }
-                Some(Ok(Up::Heartbeat)) => last_rx = Instant::now(),
+                Some(Ok(Up::Heartbeat)) => live.heard(),
                 Some(Ok(frame)) => {
-                    if heartbeat {
-                        last_rx = Instant::now();
-                    }
+                    live.heard();
                     if inbox.send(Event::Frame(link, frame)).await.is_err() {
                         return;
                     }

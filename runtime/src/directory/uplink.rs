@@ -10,8 +10,8 @@ use crate::backoff::Backoff;
 use crate::secure::{MaybeSecure, Secret};
 use crate::wire::directory::{Down, Up};
 use crate::wire::{
-    needs_heartbeat, Hello, MessageCodec, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK, HEARTBEAT_DEAD,
-    HEARTBEAT_EVERY, MAX_DIRECTORY_FRAME,
+    Beat, Hello, Liveness, MessageCodec, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK, HEARTBEAT_DEAD,
+    MAX_DIRECTORY_FRAME,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -147,31 +147,26 @@ async fn run(
             return;
         }
         // Between hosts, both ends say they are still there; silence means the parent is gone.
-        let heartbeat = needs_heartbeat(addr);
+        let mut live = Liveness::new(addr);
         let mut check = tokio::time::interval(HEARTBEAT_CHECK);
-        let (mut last_rx, mut last_tx) = (Instant::now(), Instant::now());
         let reason = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = resync.notified() => break "reset to re-synchronise (queue to parent full)".to_string(),
-                _ = check.tick(), if heartbeat => {
-                    if last_rx.elapsed() >= HEARTBEAT_DEAD {
-                        break format!("nothing from the parent for {HEARTBEAT_DEAD:?}");
-                    }
-                    if last_tx.elapsed() >= HEARTBEAT_EVERY {
-                        last_tx = Instant::now();
-                        match tokio::time::timeout(WRITE_DEADLINE, framed.send(Up::Heartbeat)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => break e.to_string(),
-                            Err(_) => break format!("the parent took no frame for {WRITE_DEADLINE:?}"),
-                        }
-                    }
-                }
+                _ = check.tick(), if live.on() => match live.tick() {
+                    Beat::Quiet => {}
+                    Beat::Dead => break format!("nothing from the parent for {HEARTBEAT_DEAD:?}"),
+                    Beat::Send => match tokio::time::timeout(WRITE_DEADLINE, framed.send(Up::Heartbeat)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break e.to_string(),
+                        Err(_) => break format!("the parent took no frame for {WRITE_DEADLINE:?}"),
+                    },
+                },
                 queued = outbox.recv() => match queued {
                     None => return,
                     Some((e, _)) if e != epoch => continue,
                     Some((_, mut frame)) => {
-                        last_tx = Instant::now();
+                        live.sent();
                         fill_in_host(&mut frame, local_ip);
                         let write = tokio::select! {
                             _ = shutdown.cancelled() => return,
@@ -187,9 +182,9 @@ async fn run(
                 frame = framed.next() => match frame {
                     None => break "closed by the parent".to_string(),
                     Some(Err(e)) => break e.to_string(),
-                    Some(Ok(Down::Heartbeat)) => last_rx = Instant::now(),
+                    Some(Ok(Down::Heartbeat)) => live.heard(),
                     Some(Ok(frame)) => {
-                        last_rx = Instant::now();
+                        live.heard();
                         if events.send(UplinkEvent::Frame { epoch, frame }).await.is_err() {
                             return;
                         }

@@ -47,6 +47,67 @@ pub fn needs_heartbeat(addr: std::net::SocketAddr) -> bool {
     !is_local(addr)
 }
 
+/// The heartbeat bookkeeping of one directory link (child or parent side): what was last
+/// heard and sent, and whether the peer is gone. Off on loopback, where every call is free.
+pub(crate) struct Liveness {
+    on: bool,
+    last_rx: std::time::Instant,
+    last_tx: std::time::Instant,
+}
+
+/// What a [`HEARTBEAT_CHECK`] tick calls for.
+pub(crate) enum Beat {
+    /// Nothing to do.
+    Quiet,
+    /// Nothing was sent for [`HEARTBEAT_EVERY`]: send a heartbeat (counted as sent).
+    Send,
+    /// Nothing was heard for [`HEARTBEAT_DEAD`]: the peer is gone.
+    Dead,
+}
+
+impl Liveness {
+    /// For a link with a peer at `peer`: on unless the peer is on this host.
+    pub(crate) fn new(peer: std::net::SocketAddr) -> Liveness {
+        let now = std::time::Instant::now();
+        Liveness {
+            on: needs_heartbeat(peer),
+            last_rx: now,
+            last_tx: now,
+        }
+    }
+
+    /// Does this link carry heartbeats (and so need [`tick`](Self::tick)s)?
+    pub(crate) fn on(&self) -> bool {
+        self.on
+    }
+
+    /// Something came from the peer.
+    pub(crate) fn heard(&mut self) {
+        if self.on {
+            self.last_rx = std::time::Instant::now();
+        }
+    }
+
+    /// Something went to the peer.
+    pub(crate) fn sent(&mut self) {
+        if self.on {
+            self.last_tx = std::time::Instant::now();
+        }
+    }
+
+    /// At each check: is the peer gone, or a heartbeat due?
+    pub(crate) fn tick(&mut self) -> Beat {
+        if self.last_rx.elapsed() >= HEARTBEAT_DEAD {
+            Beat::Dead
+        } else if self.last_tx.elapsed() >= HEARTBEAT_EVERY {
+            self.last_tx = std::time::Instant::now();
+            Beat::Send
+        } else {
+            Beat::Quiet
+        }
+    }
+}
+
 /// Is `addr` on this host's loopback (`127.0.0.0/8`, `::1`, or `::ffff:127.x.x.x` as an IPv6
 /// socket reports an IPv4 loopback peer)? One rule for every "within this host" decision, so
 /// that both ends of a connection always agree: heartbeats, encryption, GROUP and HOST guards.
