@@ -19,14 +19,6 @@ use std::time::{Duration, Instant};
 const WORKERS: u32 = 8;
 const START_RUNS: usize = 5;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP GET: the status code, or None if nothing listens yet.
 fn status_of(agent: &ureq::Agent, port: u16, path: &str) -> Option<u16> {
     let response = agent.get(&format!("http://127.0.0.1:{port}{path}")).call().ok()?;
@@ -101,7 +93,7 @@ fn main() {
         .unwrap_or(5);
     let server = bin("multihosting-server").display().to_string();
     let worker = bin("multihosting-worker").display().to_string();
-    let port = free_port();
+    let port = layer_cake_tests::free_port();
     let t = TestHome::new();
     t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
     t.ok(&[

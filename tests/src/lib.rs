@@ -242,6 +242,14 @@ pub fn subscriber(label: &str, directory: &str, search: &str, scope: &str) -> Pr
     )
 }
 
+/// A loopback port nothing listens on now (for a daemon started later, at a known address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 /// The value of `key=` in a line (`publisher=1a2b3c4d`).
 pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let start = line

@@ -45,15 +45,6 @@ fn assert_table(body: &Value, x: usize, y: usize) {
     }
 }
 
-/// A loopback port nothing listens on now (for a host-cake started later in the test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The server role's URL, from the `listening` line in its log.
 fn server_url(t: &TestHome) -> String {
     let mut url = String::new();
@@ -90,7 +81,7 @@ fn multihosting_home(workers: u32, create_args: &[&str]) -> TestHome {
 /// is given requests, with nothing configured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_sequence_serves_tables_and_a_worker_started_by_hand_joins() {
-    let host_addr = format!("127.0.0.1:{}", free_port());
+    let host_addr = format!("127.0.0.1:{}", layer_cake_tests::free_port());
     let t = multihosting_home(8, &["--directory-at-host", &host_addr]);
     t.ok(&["start"]);
     let agent = client();
