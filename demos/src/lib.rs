@@ -25,6 +25,7 @@ pub struct Ping {
     /// Any text, echoed back.
     pub text: String,
 }
+layer_cake::message!(Ping);
 
 /// The publisher demo's answer to a [`Ping`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,7 @@ pub struct Pong {
     /// The publisher's process id (operating system).
     pub pid: u32,
 }
+layer_cake::message!(Pong);
 
 /// The multihosting demo's request: a table of `x` rows by `y` columns, please.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +49,12 @@ pub struct Xy {
     /// Columns.
     pub y: usize,
 }
+layer_cake::message!(Xy);
 
-/// The most cells a table may have (a million floats, 8 MB).
-pub const MAX_CELLS: usize = 1_000_000;
+/// The most cells a table may have: as JSON each cell takes at most 32 bytes (a float of up to
+/// 24 characters, a separator, the brackets of a one-cell row), so the largest table still fits
+/// in one session frame ([`MAX_SESSION_FRAME`](layer_cake::wire::MAX_SESSION_FRAME)).
+pub const MAX_CELLS: usize = layer_cake::wire::MAX_SESSION_FRAME / 32;
 
 impl Xy {
     /// Checks the table is not too big to make.
@@ -65,13 +70,41 @@ impl Xy {
 }
 
 /// The multihosting demo's answer to an [`Xy`]: `x` rows of `y` random floats in [0, 1).
-pub type Table = Vec<Vec<f64>>;
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table(pub Vec<Vec<f64>>);
+layer_cake::message!(Table);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_table_allowed_fits_in_a_session_frame() {
+        for xy in [
+            Xy { x: MAX_CELLS, y: 1 },
+            Xy { x: 1, y: MAX_CELLS },
+            Xy { x: 724, y: 724 },
+        ] {
+            assert!(xy.check().is_ok());
+            // The longest float JSON writes, in every cell.
+            let table = vec![vec![-1.2345678901234567e-300f64; xy.y]; xy.x];
+            let bytes = serde_json::to_vec(&table).unwrap().len();
+            assert!(
+                bytes + 256 < layer_cake::wire::MAX_SESSION_FRAME,
+                "{xy:?}: {bytes} bytes"
+            );
+        }
+        assert!(Xy { x: 1000, y: 1000 }.check().is_err());
+    }
+}
 
 /// Makes the table an [`Xy`] asks for (the worker's whole job).
 pub fn texture(xy: Xy) -> Table {
-    (0..xy.x)
-        .map(|_| (0..xy.y).map(|_| fastrand::f64()).collect())
-        .collect()
+    Table(
+        (0..xy.x)
+            .map(|_| (0..xy.y).map(|_| fastrand::f64()).collect())
+            .collect(),
+    )
 }
 
 /// What a multihosting worker answers instead of a [`Table`] when it cannot make one.
@@ -80,6 +113,7 @@ pub struct Refused {
     /// Why.
     pub reason: String,
 }
+layer_cake::message!(Refused);
 
 /// Where a demo finds its directory.
 #[derive(Debug, Clone, Args)]

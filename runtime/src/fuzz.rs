@@ -7,7 +7,7 @@
 use crate::directory::{Attachments, Engine, Output};
 use crate::scope::Scope;
 use crate::wire::directory::{Down, Up};
-use crate::wire::peer::PeerMsg;
+use crate::wire::peer::{decode_frame, PeerMsg};
 use crate::wire::{Hello, MessageCodec, WireError, MAX_DIRECTORY_FRAME, MAX_SESSION_FRAME};
 use bytes::BytesMut;
 #[cfg(feature = "http")]
@@ -99,8 +99,8 @@ pub fn directory_down(data: &[u8]) {
     engine.parent_lost(&mut out);
 }
 
-/// What a session connection reads: length-prefixed `PeerMsg` frames, decoded the way the
-/// session reader does (borrowing from the frame).
+/// What a session connection reads: length-prefixed `PeerMsg` frames, decoded by the very
+/// function the connection's task uses ([`decode_frame`]).
 pub fn session(data: &[u8]) {
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_SESSION_FRAME)
@@ -108,10 +108,24 @@ pub fn session(data: &[u8]) {
     let mut buf = BytesMut::from(data);
     let mut codec = codec;
     while let Ok(Some(frame)) = codec.decode(&mut buf) {
-        if let Ok(PeerMsg::Data(d)) = serde_json::from_slice::<PeerMsg<'_>>(&frame) {
-            // The body is valid JSON, inside the frame.
-            let _: &serde_json::value::RawValue =
-                serde_json::from_str(d.body.get()).expect("a decoded body re-parses");
+        match decode_frame(&frame) {
+            Ok(PeerMsg::Data(d)) => {
+                // The body is valid JSON, inside the frame, and so is the type name.
+                let _: &serde_json::value::RawValue =
+                    serde_json::from_str(d.body.get()).expect("a decoded body re-parses");
+                let within = |s: &str| {
+                    let start = s.as_ptr() as usize;
+                    let base = frame.as_ptr() as usize;
+                    start >= base && start + s.len() <= base + frame.len()
+                };
+                assert!(
+                    within(d.body.get()) && within(&d.type_name),
+                    "borrowed from the frame"
+                );
+            }
+            Ok(_) => {}
+            // A bad frame that names a session fails only that session's message.
+            Err(bad) => assert!(bad.corr.is_none() || bad.session.is_some()),
         }
     }
 }

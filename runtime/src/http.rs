@@ -10,6 +10,7 @@
 //!
 //! #[derive(serde::Serialize, serde::Deserialize)]
 //! struct Xy { x: usize, y: usize }
+//! layer_cake::message!(Xy);
 //!
 //! let front = HttpFront::new().accept::<Xy>().bind("127.0.0.1:5050".parse()?).await?;
 //! front
@@ -34,11 +35,12 @@
 //! | 404 | the path names no accepted type |
 //! | 405 | a method other than GET or POST |
 //! | 413 | a body over [`MAX_BODY`] |
-//! | 502 | the worker went before answering |
+//! | 502 | the worker went before answering, or failed the request (its reason, e.g. a reply over the frame limit) |
 //! | 503 | no worker, or every worker busy and the waiting line full |
 //! | 504 | the deadline passed |
 
-use crate::node::{type_name_of, RawReply};
+use crate::message::{Message, Received};
+use crate::node::RawReply;
 use crate::spool::{Spool, SpoolError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -113,12 +115,12 @@ impl HttpFront {
     }
 
     /// Accepts `T` at `/<T's type name>` (`/Xy`).
-    pub fn accept<T: DeserializeOwned + Serialize + 'static>(mut self) -> HttpFront {
-        let name = type_name_of::<T>();
+    pub fn accept<T: Received + 'static>(mut self) -> HttpFront {
+        let name = T::NAME;
         self.types.insert(
             name.to_string(),
             Accepted {
-                name: Arc::from(&*name),
+                name: Arc::from(name),
                 decoder: decode_as::<T>,
             },
         );
@@ -179,16 +181,16 @@ pub struct HttpReply {
 
 impl HttpReply {
     /// Answers with `value`.
-    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<HttpReply, HttpError> {
+    pub fn new<T: Message + ?Sized>(value: &T) -> Result<HttpReply, HttpError> {
         let json = serde_json::to_vec(value).map_err(|e| HttpError::Internal(e.to_string()))?;
-        Ok(HttpReply::from_json(&type_name_of::<T>(), &json))
+        Ok(HttpReply::from_json(T::NAME, &json))
     }
 
     /// Answers with a value already encoded as JSON.
     pub fn from_json(type_name: &str, json: &[u8]) -> HttpReply {
         let mut body = Vec::with_capacity(json.len() + type_name.len() + 24);
         body.extend_from_slice(b"{\"type\":");
-        // A type name is a plain Rust type path; encoding it cannot fail.
+        // A type name is a plain string; encoding it cannot fail.
         serde_json::to_writer(&mut body, type_name).expect("a string encodes");
         body.extend_from_slice(b",\"value\":");
         body.extend_from_slice(json);
@@ -251,7 +253,9 @@ impl From<SpoolError> for HttpError {
         match e {
             SpoolError::NoWorkers | SpoolError::Busy(_) => HttpError::Unavailable(text),
             SpoolError::Timeout(_) => HttpError::Timeout(text),
-            SpoolError::WorkerLost { .. } | SpoolError::Decode(_) => HttpError::BadGateway(text),
+            SpoolError::WorkerLost { .. } | SpoolError::Failed { .. } | SpoolError::Decode(_) => {
+                HttpError::BadGateway(text)
+            }
             SpoolError::Send(_) => HttpError::Internal(text),
         }
     }

@@ -33,6 +33,7 @@ pub mod home;
 pub mod http;
 pub mod ids;
 pub mod lan;
+mod message;
 pub mod node;
 pub mod role;
 mod scope;
@@ -41,8 +42,9 @@ pub mod spool;
 pub mod wire;
 
 pub use ids::{ProcessId, PubId, SessionId, SubId};
+pub use message::{Message, Received};
 pub use node::{
-    Dropped, Event, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RawReply,
+    Dropped, Event, FailKind, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RawReply,
     RequestError, Role, SendError, Session, SubscribeError, Subscription,
 };
 pub use scope::{ParseScopeError, Scope};

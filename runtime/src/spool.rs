@@ -11,6 +11,7 @@
 //!
 //! #[derive(serde::Serialize)]
 //! struct Xy { x: usize, y: usize }
+//! layer_cake::message!(Xy);
 //!
 //! let node = Node::start().await?;
 //! let workers = node.subscribe("test-multihosting:worker-10:[-a-f0-9]+", Scope::Host).await?;
@@ -38,8 +39,9 @@
 //! worker that is gone.
 
 use crate::ids::SessionId;
+use crate::message::{Message, Received};
 use crate::node::{DecodeError, Event, RawReply, RequestError, Session, Subscription};
-use serde::{de::DeserializeOwned, Serialize};
+use crate::wire::peer::FailKind;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,6 +93,15 @@ pub enum SpoolError {
     /// The request could not be encoded.
     #[error("could not send the request: {0}")]
     Send(String),
+    /// The worker answered that it cannot answer (it could not decode the request, or its
+    /// answer could not be sent).
+    #[error("worker {worker} failed the request: {reason}")]
+    Failed {
+        /// The worker's published name.
+        worker: String,
+        /// What it said.
+        reason: String,
+    },
     /// The answer was not of the type expected.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -241,12 +252,11 @@ impl Spool {
     /// be sent again, to another worker, if the first one goes before answering.
     pub async fn request<Q, R>(&self, request: &Q, idempotent: bool) -> Result<R, SpoolError>
     where
-        Q: Serialize + ?Sized,
-        R: DeserializeOwned,
+        Q: Message + ?Sized,
+        R: Received,
     {
         let body = serde_json::value::to_raw_value(request).map_err(|e| SpoolError::Send(e.to_string()))?;
-        let type_name = crate::node::type_name_of::<Q>();
-        let reply = self.request_raw(&type_name, &body, idempotent).await?;
+        let reply = self.request_raw(Q::NAME, &body, idempotent).await?;
         Ok(reply.decode()?)
     }
 
@@ -274,6 +284,15 @@ impl Spool {
                         reason: "its connection ended".into(),
                     },
                     RequestError::Send(e) => SpoolError::Send(e.to_string()),
+                    // Not processed: as if the worker had gone (an idempotent request is retried).
+                    RequestError::Failed { kind: FailKind::Unanswered, reason } => SpoolError::WorkerLost {
+                        worker: lease.session.name().to_string(),
+                        reason,
+                    },
+                    RequestError::Failed { reason, .. } => SpoolError::Failed {
+                        worker: lease.session.name().to_string(),
+                        reason,
+                    },
                     RequestError::Decode(e) => SpoolError::Decode(e),
                 }),
                 _ = lease.gone.cancelled() => Err(SpoolError::WorkerLost {

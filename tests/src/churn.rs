@@ -15,6 +15,7 @@ pub struct Ping {
     /// Echoed back.
     pub text: String,
 }
+layer_cake::message!(Ping);
 
 /// The publisher demo's answer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +29,7 @@ pub struct Pong {
     /// The publisher's pid.
     pub pid: u32,
 }
+layer_cake::message!(Pong);
 
 /// One cycle at `scope` through the directory at `directory`, where a publisher demo
 /// publishes `anchor`: join, publish `churn:<i>`, subscribe to `anchor`, one request on the

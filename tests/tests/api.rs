@@ -12,11 +12,13 @@ struct Xy {
     x: usize,
     y: usize,
 }
+layer_cake::message!(Xy);
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Table {
     rows: Vec<Vec<f64>>,
 }
+layer_cake::message!(Table);
 
 async fn node(directory: Option<SocketAddr>) -> Node {
     Node::with_config(NodeConfig::new(directory, "api-test"))
@@ -226,6 +228,7 @@ async fn regex_subscription_gets_one_session_per_matching_name() {
 struct Greeting {
     round: usize,
 }
+layer_cake::message!(Greeting);
 
 /// A publisher that speaks the moment it hears of a session must not overtake its own
 /// acceptance: the subscriber sees `Available` before the first message, every time.

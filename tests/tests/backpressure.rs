@@ -16,9 +16,11 @@ struct Chunk {
     seq: u64,
     pad: String,
 }
+layer_cake::message!(Chunk);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Echo(u64);
+layer_cake::message!(Echo);
 
 /// More than every bound between the sender and a stalled reader can hold: the reader's event
 /// queue (1,024), both sockets' buffers (a few MiB on loopback) and the sender's outbox (4 MiB),

@@ -24,6 +24,7 @@ struct Ping {
     seq: u64,
     text: String,
 }
+layer_cake::message!(Ping);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Pong {
@@ -32,6 +33,7 @@ struct Pong {
     name: String,
     pid: u32,
 }
+layer_cake::message!(Pong);
 
 async fn node(directory: SocketAddr) -> Node {
     Node::with_config(NodeConfig::new(Some(directory), "faults-test"))

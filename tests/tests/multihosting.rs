@@ -30,7 +30,7 @@ fn get(agent: &ureq::Agent, url: &str) -> (u16, Value) {
 
 /// Asserts `body` is the answer to `Xy { x, y }`: an x-by-y table of floats in [0, 1).
 fn assert_table(body: &Value, x: usize, y: usize) {
-    assert_eq!(body["type"], "Vec<Vec<f64>>", "{body}");
+    assert_eq!(body["type"], "Table", "{body}");
     let rows = body["value"].as_array().expect("rows");
     assert_eq!(rows.len(), x, "{body}");
     for row in rows {
@@ -152,7 +152,7 @@ async fn bad_requests_and_no_workers_get_clear_statuses() {
             (
                 "/Xy?x=100000&y=100000",
                 400,
-                "a table of 100000 by 100000 is over 1000000 cells",
+                "a table of 100000 by 100000 is over 524288 cells",
             ),
             (
                 "/Table",

@@ -3,7 +3,7 @@
 //! Listens for `GET /Xy?x=2&y=2` (or `POST /Xy` with `{"x": 2, "y": 2}`), subscribes to the
 //! workers by regular expression (`test-multihosting:worker-10:[-a-f0-9]+`, or with
 //! `--single` the one `test-multihosting:worker-9`), and spreads the requests over every
-//! worker the subscription finds. The answer is `{"type": "Vec<Vec<f64>>", "value": [[...]]}`.
+//! worker the subscription finds. The answer is `{"type": "Table", "value": [[...]]}`.
 
 use clap::Parser;
 use layer_cake::daemon::LogArgs;

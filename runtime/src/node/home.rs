@@ -4,10 +4,11 @@
 //! subscriptions within the process match without any daemon), keeps the [`uplink`] to the
 //! parent directory, turns routes into sessions through [`Attachments`], and accepts and makes
 //! session connections. Handles ([`Node`](super::Node), publications, subscriptions) send it
-//! [`Command`]s; connection readers send it [`Note`]s. It never waits on a socket or on an
-//! application: writes of control frames go through a per-connection writer task.
+//! [`Command`]s; connection tasks send it [`Note`]s. It never waits on a socket or on an
+//! application: what a session's application hears is decided by its connection's task.
 
-use super::session::{new_conn, Ctl, PeerConn, Reader, Role, Session};
+use super::connection::{new_conn, Conn, ConnCommand, Starter, Transport};
+use super::session::{Role, Session};
 use super::{Event, NodeConfig, PublishError, PublishStatus, SubscribeError};
 use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::directory::{Action, Attachments, Engine, Output, Search};
@@ -66,10 +67,10 @@ pub(crate) enum Command {
 
 /// Reports from connection tasks.
 pub(crate) enum Note {
-    /// A subscriber's process connected to this one: register it, then start its reader.
-    Inbound(Arc<PeerConn>, Reader),
-    /// This process connected to a publisher's: register it, then start its reader.
-    Connected(Arc<PeerConn>, Reader),
+    /// A subscriber's process connected to this one: register it, then start its task.
+    Inbound(Arc<Conn>, Starter),
+    /// This process connected to a publisher's: register it, then start its task.
+    Connected(Arc<Conn>, Starter),
     ConnectFailed {
         remote: ProcessId,
         reason: String,
@@ -93,33 +94,24 @@ pub(crate) enum Note {
     },
 }
 
-/// What connection tasks hold to report to the home.
+/// What connection tasks hold to report to the node task.
 #[derive(Clone)]
 pub(crate) struct Home {
-    notes: mpsc::Sender<Note>,
+    /// This process.
+    pub(crate) id: ProcessId,
+    /// Unbounded so that a connection's task never waits on the node; bounded in practice by
+    /// the sessions a connection may carry.
+    notes: mpsc::UnboundedSender<Note>,
     pub(crate) shutdown: CancellationToken,
     next_conn: Arc<AtomicU64>,
 }
 
 impl Home {
-    pub(crate) async fn inbound_open(&self, conn: u64, open: Open) {
-        let _ = self.notes.send(Note::InboundOpen { conn, open }).await;
-    }
-    pub(crate) async fn opened(&self, conn: u64, session: SessionId) {
-        let _ = self.notes.send(Note::Opened { conn, session }).await;
-    }
-    pub(crate) async fn session_ended(&self, conn: u64, session: SessionId, reason: String) {
-        let _ = self
-            .notes
-            .send(Note::SessionEnded {
-                conn,
-                session,
-                reason,
-            })
-            .await;
+    pub(crate) fn note(&self, note: Note) {
+        let _ = self.notes.send(note);
     }
     pub(crate) async fn conn_lost(&self, conn: u64, reason: String) {
-        let _ = self.notes.send(Note::ConnLost { conn, reason }).await;
+        self.note(Note::ConnLost { conn, reason });
     }
     fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
@@ -142,9 +134,8 @@ struct LocalSub {
 }
 
 struct ConnEntry {
-    conn: Arc<PeerConn>,
+    conn: Arc<Conn>,
     outbound: bool,
-    control: mpsc::UnboundedSender<PeerMsg<'static>>,
 }
 
 enum Outbound {
@@ -193,8 +184,9 @@ pub(crate) fn spawn(
 ) -> (mpsc::Sender<Command>, mpsc::UnboundedSender<Command>) {
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (drop_tx, drop_rx) = mpsc::unbounded_channel();
-    let (note_tx, note_rx) = mpsc::channel(4096);
+    let (note_tx, note_rx) = mpsc::unbounded_channel();
     let home = Home {
+        id,
         notes: note_tx,
         shutdown: shutdown.clone(),
         next_conn: Arc::new(AtomicU64::new(0)),
@@ -237,7 +229,7 @@ impl State {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut drops: mpsc::UnboundedReceiver<Command>,
-        mut notes: mpsc::Receiver<Note>,
+        mut notes: mpsc::UnboundedReceiver<Note>,
     ) {
         let shutdown = self.home.shutdown.clone();
         let (up_tx, mut up_rx) = mpsc::channel(1024);
@@ -256,7 +248,14 @@ impl State {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => {
+                        // Handles dropped before this command was sent are handled first: a
+                        // subscription cleared, then made again, is cleared, then made.
+                        while let Ok(dropped) = drops.try_recv() {
+                            self.on_command(dropped);
+                        }
+                        self.on_command(cmd)
+                    }
                     None => break,
                 },
                 Some(cmd) = drops.recv() => self.on_command(cmd),
@@ -267,7 +266,7 @@ impl State {
             self.flush();
         }
         for entry in self.conns.values() {
-            entry.conn.closed.cancel();
+            entry.conn.outbox.close();
         }
         debug!("node stopped");
     }
@@ -394,11 +393,7 @@ impl State {
     /// Ends a session from this side: stop delivering it (announcing `Dropped`), tell the peer.
     fn close_session(&mut self, conn: u64, session: SessionId, reason: &'static str) {
         if let Some(entry) = self.conns.get(&conn) {
-            entry.conn.ctl(Ctl::Remove {
-                session,
-                dropped: Some(reason.to_string()),
-            });
-            let _ = entry.control.send(PeerMsg::Close {
+            entry.conn.command(ConnCommand::Close {
                 session,
                 reason: reason.to_string(),
             });
@@ -548,31 +543,21 @@ impl State {
 
     fn on_note(&mut self, note: Note) {
         match note {
-            Note::Inbound(conn, reader) => {
-                let control = spawn_control_writer(conn.clone());
+            Note::Inbound(conn, starter) => {
                 self.conns.insert(
                     conn.id,
                     ConnEntry {
                         conn,
                         outbound: false,
-                        control,
                     },
                 );
-                reader.start();
+                starter.start();
             }
-            Note::Connected(conn, reader) => {
+            Note::Connected(conn, starter) => {
                 let remote = conn.remote;
                 let id = conn.id;
-                let control = spawn_control_writer(conn.clone());
-                self.conns.insert(
-                    id,
-                    ConnEntry {
-                        conn,
-                        outbound: true,
-                        control,
-                    },
-                );
-                reader.start();
+                self.conns.insert(id, ConnEntry { conn, outbound: true });
+                starter.start();
                 if let Some(Outbound::Connecting(waiting)) = self.outbound.insert(remote, Outbound::Ready(id))
                 {
                     for (session, sub, at, publisher) in waiting {
@@ -609,14 +594,6 @@ impl State {
                     if let Some(p) = self.pubs.get_mut(&publication) {
                         p.sessions.remove(&(conn, session));
                     }
-                    // The subscriber may have closed before this side handled its open; the
-                    // reader then learnt of the session after the close: end it there too.
-                    if let Some(entry) = self.conns.get(&conn) {
-                        entry.conn.ctl(Ctl::Remove {
-                            session,
-                            dropped: Some(reason),
-                        });
-                    }
                 }
             }
             Note::ConnLost { conn, reason } => self.conn_lost(conn, reason),
@@ -652,7 +629,7 @@ impl State {
         };
         let session = open.session;
         // A peer on another host may open only publications that reach other hosts.
-        let from_afar = entry.conn.remote_addr.is_some_and(|a| !crate::wire::is_local(a));
+        let from_afar = !crate::wire::is_local(entry.conn.remote_addr);
         match self
             .pubs
             .get_mut(&open.publication)
@@ -664,22 +641,21 @@ impl State {
                     "{:?} is published at {} scope: not reachable from other hosts",
                     open.name, p.info.scope
                 );
-                let _ = entry.control.send(PeerMsg::Refused { session, reason });
+                entry.conn.command(ConnCommand::Refuse { session, reason });
             }
             Some(p) => {
                 let s = Session::new(session, open.name, open.at, Role::Publisher, entry.conn.clone());
                 info!(name = %p.info.name, peer = %entry.conn.remote_name, peer_id = %entry.conn.remote.short(), %session, "session delivered");
-                entry.conn.ctl(Ctl::Add {
+                entry.conn.command(ConnCommand::Admit {
                     session: s,
                     events: p.events.clone(),
                 });
-                let _ = entry.control.send(PeerMsg::Opened { session });
                 p.sessions.insert((conn, session));
                 self.pub_sessions.insert((conn, session), open.publication);
             }
             None => {
                 let reason = format!("no publication {:?} here (retracted?)", open.name);
-                let _ = entry.control.send(PeerMsg::Refused { session, reason });
+                entry.conn.command(ConnCommand::Refuse { session, reason });
             }
         }
     }
@@ -780,10 +756,6 @@ impl State {
             Role::Subscriber,
             entry.conn.clone(),
         );
-        entry.conn.ctl(Ctl::Add {
-            session: s,
-            events: local.events.clone(),
-        });
         let open = Open {
             session,
             publication: publisher.id,
@@ -791,37 +763,29 @@ impl State {
             subscription: sub,
             at,
         };
-        let _ = entry.control.send(PeerMsg::Open(open));
+        entry.conn.command(ConnCommand::Open {
+            session: s,
+            events: local.events.clone(),
+            open,
+        });
         self.sub_sessions
             .insert(session, (conn, Some(Instant::now() + OPEN_TIMEOUT)));
     }
 
     /// Starts connecting to a publisher's process (or, for this process, a connection to itself).
     fn connect(&mut self, publisher: &PubInfo) {
+        // (A publication of this very process is reached the same way, over loopback.)
         let home = self.home.clone();
-        if publisher.process == self.id {
-            let (a, b) = tokio::io::duplex(256 * 1024);
-            let name = self.hello.name.clone();
-            let (inbound, in_reader) =
-                new_conn(home.next_conn_id(), b, self.id, name.clone(), None, home.clone());
-            let (outbound, out_reader) = new_conn(home.next_conn_id(), a, self.id, name, None, home.clone());
-            tokio::spawn(async move {
-                let _ = home.notes.send(Note::Inbound(inbound, in_reader)).await;
-                let _ = home.notes.send(Note::Connected(outbound, out_reader)).await;
-            });
-            return;
-        }
         let (addr, expected, hello) = (publisher.addr, publisher.process, self.hello.clone());
         let secret = self.secret.clone();
         tokio::spawn(
             async move {
                 let dialing = dial(addr, expected, &hello, secret.as_ref());
                 let note = match tokio::time::timeout(OPEN_TIMEOUT, dialing).await {
-                    Ok(Ok((stream, remote))) => {
+                    Ok(Ok((transport, remote, peer))) => {
                         let id = home.next_conn_id();
-                        let (conn, reader) =
-                            new_conn(id, stream, remote.id, remote.name, Some(addr), home.clone());
-                        Note::Connected(conn, reader)
+                        let (conn, starter) = new_conn(id, transport, &remote, peer, home.clone());
+                        Note::Connected(conn, starter)
                     }
                     Ok(Err(reason)) => Note::ConnectFailed {
                         remote: expected,
@@ -832,36 +796,11 @@ impl State {
                         reason: "connect timed out".into(),
                     },
                 };
-                let _ = home.notes.send(note).await;
+                home.note(note);
             }
             .in_current_span(),
         );
     }
-}
-
-/// Writes a connection's control frames in the order the home issued them. Once a session's
-/// `Opened` is written, the reader may announce the session to its publication. A failed write
-/// has already ended the connection.
-fn spawn_control_writer(conn: Arc<PeerConn>) -> mpsc::UnboundedSender<PeerMsg<'static>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<PeerMsg<'static>>();
-    tokio::spawn(
-        async move {
-            while let Some(msg) = rx.recv().await {
-                let opened = match &msg {
-                    PeerMsg::Opened { session } => Some(*session),
-                    _ => None,
-                };
-                if conn.control(msg).await.is_err() {
-                    return;
-                }
-                if let Some(session) = opened {
-                    conn.ctl(Ctl::Announce { session });
-                }
-            }
-        }
-        .in_current_span(),
-    );
-    tx
 }
 
 async fn dial(
@@ -869,7 +808,7 @@ async fn dial(
     expected: ProcessId,
     hello: &Hello,
     secret: Option<&Secret>,
-) -> Result<(MaybeSecure<TcpStream>, Hello), String> {
+) -> Result<(Transport, Hello, SocketAddr), String> {
     // An unspecified address (`0.0.0.0:<port>`): a publisher on this host listening on every
     // interface; reach it over loopback.
     let mut addr = addr;
@@ -895,7 +834,14 @@ async fn dial(
             expected.short()
         ));
     }
-    Ok((stream, remote))
+    Ok((transport(stream), remote, addr))
+}
+
+fn transport(stream: MaybeSecure<TcpStream>) -> Transport {
+    match stream {
+        MaybeSecure::Plain(tcp) => Transport::Plain(tcp),
+        MaybeSecure::Secure(secure) => Transport::Secure(secure),
+    }
 }
 
 async fn write_hello<W: AsyncWrite + Unpin>(io: &mut W, hello: &Hello) -> std::io::Result<()> {
@@ -975,15 +921,14 @@ async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home, secret
                 if write_hello(&mut stream, &hello).await.is_err() {
                     return;
                 }
-                let (conn, reader) = new_conn(
+                let (conn, starter) = new_conn(
                     home.next_conn_id(),
-                    stream,
-                    remote.id,
-                    remote.name,
-                    Some(addr),
+                    transport(stream),
+                    &remote,
+                    addr,
                     home.clone(),
                 );
-                let _ = home.notes.send(Note::Inbound(conn, reader)).await;
+                home.note(Note::Inbound(conn, starter));
             }
             .in_current_span(),
         );

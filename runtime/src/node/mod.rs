@@ -23,13 +23,15 @@
 //! # Ok(()) }
 //! ```
 
+mod connection;
 mod home;
+mod outbox;
 mod session;
 
-pub(crate) use home::Home;
-pub use session::{
-    type_name_of, DecodeError, Incoming, RawReply, RequestError, Role, SendError, Session, SEND_TIMEOUT,
-};
+pub use crate::wire::peer::FailKind;
+pub(crate) use home::{Home, Note};
+pub use outbox::OUTBOX_LIMIT;
+pub use session::{DecodeError, Incoming, RawReply, RequestError, Role, SendError, Session, SEND_TIMEOUT};
 
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;

@@ -292,7 +292,7 @@ mod tests {
         let hello = Hello::new(PeerKind::Process, ProcessId(id(1)), Scope::Process, "publisher");
         assert_eq!(
             serde_json::to_string(&Up::Hello(hello)).unwrap(),
-            r#"{"Hello":{"magic":"layer-cake","version":1,"codec":"json","kind":"process","id":"00000000-0000-0000-0000-000000000001","scope":"PROCESS","name":"publisher"}}"#
+            r#"{"Hello":{"magic":"layer-cake","version":2,"codec":"json","kind":"process","id":"00000000-0000-0000-0000-000000000001","scope":"PROCESS","name":"publisher"}}"#
         );
         let info = PubInfo {
             id: PubId(id(2)),

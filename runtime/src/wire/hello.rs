@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: &str = "layer-cake";
 
 /// The protocol version this build speaks. A peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What kind of party is at the other end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

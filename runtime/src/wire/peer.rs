@@ -76,8 +76,37 @@ pub enum PeerMsg<'a> {
     /// An application message (either way).
     #[serde(borrow)]
     Data(Data<'a>),
+    /// A request on `session` will get no reply (either way): the answerer could not decode
+    /// it, dropped it, or its reply could not be sent. The requester's call ends with `reason`.
+    Failed {
+        /// The session.
+        session: SessionId,
+        /// The `corr` of the request that failed (0: a plain message that was not delivered).
+        reply: u64,
+        /// What kind of failure.
+        kind: FailKind,
+        /// Why, in words.
+        reason: String,
+    },
     /// Still here (between hosts only; see [`HEARTBEAT_EVERY`](super::HEARTBEAT_EVERY)).
     Heartbeat,
+}
+
+/// Why a message got no answer (the `kind` of a `Failed` frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailKind {
+    /// The frame did not decode.
+    Malformed,
+    /// The receiving application could not decode the message as the type it carries.
+    Undecodable,
+    /// The receiving application dropped the request without answering (it was not
+    /// processed: an idempotent request may be sent elsewhere).
+    Unanswered,
+    /// The message names no open session here, or came too early or too fast.
+    Undeliverable,
+    /// The reply could not be sent (over the frame limit, or it did not encode).
+    ReplyUnsendable,
 }
 
 /// The fields of a `Data` frame other than its body.
@@ -145,6 +174,44 @@ pub fn encode_control<C: BodyCodec>(
     finish_frame(dst, start, max)
 }
 
+/// A frame that did not decode, with what could be read of it: the session and the request it
+/// belongs to, so that only that message (or that session) fails, not its neighbours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    /// The session it names, if that much could be read.
+    pub session: Option<SessionId>,
+    /// Its request number, if it is a readable request.
+    pub corr: Option<u64>,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Decodes one frame's body as a session connection reads it (the fuzz target feeds this very
+/// function). `Data` bodies and type names borrow from `frame`; a type name written with JSON
+/// escapes is refused, so that it can be referred to in place.
+pub fn decode_frame(frame: &[u8]) -> Result<PeerMsg<'_>, BadFrame> {
+    let reason = match serde_json::from_slice::<PeerMsg<'_>>(frame) {
+        Ok(PeerMsg::Data(data)) if matches!(data.type_name, Cow::Owned(_)) => {
+            return Err(BadFrame {
+                session: Some(data.session),
+                corr: Some(data.corr).filter(|c| *c != 0),
+                reason: "a message's type name may not contain escapes".into(),
+            })
+        }
+        Ok(msg) => return Ok(msg),
+        Err(e) => format!("malformed frame: {e}"),
+    };
+    // Salvage what identifies the message, so that only it fails.
+    let value: Option<serde_json::Value> = serde_json::from_slice(frame).ok();
+    let data = value.as_ref().and_then(|v| v.get("Data"));
+    let field = |name: &str| data.and_then(|d| d.get(name)).and_then(serde_json::Value::as_u64);
+    Err(BadFrame {
+        session: field("session").map(SessionId),
+        corr: field("corr").filter(|c| *c != 0),
+        reason,
+    })
+}
+
 /// Writes a decimal number in place (no temporary string).
 fn put_number(dst: &mut BytesMut, n: u64) {
     use std::fmt::Write;
@@ -156,6 +223,19 @@ fn put_number(dst: &mut BytesMut, n: u64) {
 mod tests {
     use super::*;
     use crate::wire::JsonCodec;
+
+    #[test]
+    fn a_bad_data_frame_names_its_session_and_request() {
+        let bad = decode_frame(br#"{"Data":{"session":4,"corr":null,"type":"Xy","body":1}}"#).unwrap_err();
+        assert_eq!((bad.session, bad.corr), (Some(SessionId(4)), None));
+        let bad = decode_frame(br#"{"Data":{"session":4,"corr":9,"type":7,"body":1}}"#).unwrap_err();
+        assert_eq!((bad.session, bad.corr), (Some(SessionId(4)), Some(9)));
+        let bad = decode_frame(br#"{"Data":{"session":4,"corr":9,"type":"X\u0079","body":1}}"#).unwrap_err();
+        assert_eq!((bad.session, bad.corr), (Some(SessionId(4)), Some(9)));
+        let bad = decode_frame(b"not json").unwrap_err();
+        assert_eq!((bad.session, bad.corr), (None, None));
+        assert!(bad.reason.starts_with("malformed frame"), "{}", bad.reason);
+    }
 
     #[test]
     fn hand_written_data_frame_decodes_as_the_enum() {
@@ -248,6 +328,16 @@ mod format_tests {
         assert_eq!(
             &buf[4..],
             br#"{"Data":{"session":1,"corr":7,"type":"Xy","body":{"x":2,"y":2}}}"#
+        );
+        let failed = PeerMsg::Failed {
+            session: SessionId(1),
+            reply: 7,
+            kind: FailKind::ReplyUnsendable,
+            reason: "the reply is over the 16777216-byte frame limit".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&failed).unwrap(),
+            r#"{"Failed":{"session":1,"reply":7,"kind":"reply-unsendable","reason":"the reply is over the 16777216-byte frame limit"}}"#
         );
         assert_eq!(
             serde_json::to_string(&PeerMsg::Heartbeat).unwrap(),
