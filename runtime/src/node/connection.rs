@@ -14,6 +14,8 @@
 
 use super::outbox::{encode, Outbox};
 use super::session::{Incoming, Reply, Session, SEND_TIMEOUT};
+pub(crate) use super::transport::Transport;
+use super::transport::{TcpReader, Writer};
 use super::{Dropped, Event, Home};
 use crate::ids::{ProcessId, SessionId};
 use crate::wire::peer::{decode_frame, encode_control, FailKind, Open, PeerMsg};
@@ -24,14 +26,11 @@ use crate::wire::{
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
@@ -151,13 +150,6 @@ impl Starter {
     pub(crate) fn start(self) {
         tokio::spawn(self.0.in_current_span());
     }
-}
-
-/// The socket under a connection: plain TCP (which senders may also write to directly), or an
-/// encrypted stream (written by the task only).
-pub(crate) enum Transport {
-    Plain(TcpStream),
-    Secure(Box<crate::secure::SecureStream<TcpStream>>),
 }
 
 /// Creates the connection over `transport` with the process `remote` (its greeting read), and
@@ -581,76 +573,4 @@ impl Task {
 /// gone).
 async fn reserve(events: Option<mpsc::Sender<Event>>) -> Option<mpsc::OwnedPermit<Event>> {
     events?.reserve_owned().await.ok()
-}
-
-/// The write side of a connection's socket.
-enum Writer {
-    Plain(Arc<TcpStream>),
-    Secure(Box<tokio::io::WriteHalf<Box<crate::secure::SecureStream<TcpStream>>>>),
-}
-
-impl Writer {
-    /// Writes `chunk[*written..]` (and flushes), resuming where it left off; cancel-safe.
-    fn poll_write_all(
-        &mut self,
-        cx: &mut Context<'_>,
-        chunk: &[u8],
-        written: &mut usize,
-    ) -> Poll<io::Result<()>> {
-        while *written < chunk.len() {
-            let n = match self {
-                Writer::Plain(tcp) => {
-                    ready!(tcp.poll_write_ready(cx))?;
-                    match tcp.try_write(&chunk[*written..]) {
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(e) => return Poll::Ready(Err(e)),
-                    }
-                }
-                Writer::Secure(w) => ready!(Pin::new(w.as_mut()).poll_write(cx, &chunk[*written..]))?,
-            };
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            *written += n;
-        }
-        match self {
-            Writer::Plain(_) => Poll::Ready(Ok(())),
-            // An encrypted stream sends what it has sealed on flush.
-            Writer::Secure(w) => Pin::new(w.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Writer::Plain(_) => Poll::Ready(Ok(())),
-            Writer::Secure(w) => Pin::new(w.as_mut()).poll_shutdown(cx),
-        }
-    }
-
-    /// Shuts the socket down in both directions, whoever else still holds it.
-    fn shutdown_now(&self) {
-        if let Writer::Plain(tcp) = self {
-            let _ = socket2::SockRef::from(tcp.as_ref()).shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-/// Reads a plain TCP socket that senders also hold (to write to it directly).
-struct TcpReader(Arc<TcpStream>);
-
-impl AsyncRead for TcpReader {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
 }

@@ -27,6 +27,7 @@ mod connection;
 mod home;
 mod outbox;
 mod session;
+mod transport;
 
 pub use crate::wire::peer::FailKind;
 pub(crate) use home::{Home, Note};

@@ -1,0 +1,90 @@
+//! The socket under a connection: plain TCP, which senders may also write to directly, or an
+//! encrypted stream, written by the connection's task only.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The socket under a connection: plain TCP (which senders may also write to directly), or an
+/// encrypted stream (written by the task only).
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    Secure(Box<crate::secure::SecureStream<TcpStream>>),
+}
+
+/// The write side of a connection's socket.
+pub(crate) enum Writer {
+    /// Plain TCP, shared with the senders' direct path.
+    Plain(Arc<TcpStream>),
+    /// The write half of an encrypted stream.
+    Secure(Box<tokio::io::WriteHalf<Box<crate::secure::SecureStream<TcpStream>>>>),
+}
+
+impl Writer {
+    /// Writes `chunk[*written..]` (and flushes), resuming where it left off; cancel-safe.
+    pub(crate) fn poll_write_all(
+        &mut self,
+        cx: &mut Context<'_>,
+        chunk: &[u8],
+        written: &mut usize,
+    ) -> Poll<io::Result<()>> {
+        while *written < chunk.len() {
+            let n = match self {
+                Writer::Plain(tcp) => {
+                    ready!(tcp.poll_write_ready(cx))?;
+                    match tcp.try_write(&chunk[*written..]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                Writer::Secure(w) => ready!(Pin::new(w.as_mut()).poll_write(cx, &chunk[*written..]))?,
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        match self {
+            Writer::Plain(_) => Poll::Ready(Ok(())),
+            // An encrypted stream sends what it has sealed on flush.
+            Writer::Secure(w) => Pin::new(w.as_mut()).poll_flush(cx),
+        }
+    }
+
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Writer::Plain(_) => Poll::Ready(Ok(())),
+            Writer::Secure(w) => Pin::new(w.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    /// Shuts the socket down in both directions, whoever else still holds it.
+    pub(crate) fn shutdown_now(&self) {
+        if let Writer::Plain(tcp) = self {
+            let _ = socket2::SockRef::from(tcp.as_ref()).shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Reads a plain TCP socket that senders also hold (to write to it directly).
+pub(crate) struct TcpReader(pub(crate) Arc<TcpStream>);
+
+impl AsyncRead for TcpReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
