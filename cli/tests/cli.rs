@@ -99,6 +99,13 @@ fn create_add_list_update_delete_destroy() {
     let group = home_file(&f.0, "group.json");
     assert_eq!(group["main_role"], "server");
     assert_eq!(group["retry"]["regular_steps"], 30.0);
+    // The LAN's secret is kept by its absolute path (group-cake runs elsewhere), and cleared by "".
+    f.cmd(&["secret", "lan.key"]).success();
+    f.cmd(&["update", "group", "--secret-file", "lan.key"]).success();
+    let key = f.0.join("lan.key").display().to_string();
+    assert_eq!(home_file(&f.0, "group.json")["secret_file"], key.as_str());
+    f.cmd(&["update", "group", "--secret-file", ""]).success();
+    assert!(home_file(&f.0, "group.json").get("secret_file").is_none());
     let a = f.cmd(&["update", "worker-.*", "--", "--size=4"]).success();
     assert_eq!(
         stdout(&a),
@@ -106,6 +113,13 @@ fn create_add_list_update_delete_destroy() {
     );
     assert_eq!(home_file(&f.0, "roles/worker-2/role.json")["args"][0], "--size=4");
 
+    // An unbalanced parenthesis cannot escape the whole-name anchors: `s)|(3` is refused,
+    // not read as "starts with s, or ends with 3" (which would delete server and worker-3).
+    let a = f.cmd(&["delete", "s)|(3"]).failure();
+    assert!(stderr(&a).contains("unopened group"), "{}", stderr(&a));
+    let a = f.cmd(&["status", "s)|(3"]).failure();
+    assert!(stderr(&a).contains("unopened group"), "{}", stderr(&a));
+    assert!(home.join("roles/server").exists() && home.join("roles/worker-3").exists());
     let a = f.cmd(&["delete", "worker-[23]"]).success();
     assert_eq!(stdout(&a), "deleted worker-2\ndeleted worker-3\n");
     let a = f.cmd(&["delete", "--all-roles"]).success();
@@ -164,6 +178,13 @@ fn mistakes_are_refused_with_a_reason() {
         .failure()
         .code(2);
     assert!(stderr(&a).contains("cannot be used with"), "{}", stderr(&a));
+    // A secret file is checked when it is given, not when the composite first needs it.
+    let a = f
+        .cmd(&["create", "elsewhere", "--secret-file", "missing.key"])
+        .failure()
+        .code(2);
+    assert!(stderr(&a).contains("missing.key"), "{}", stderr(&a));
+    assert!(!f.0.join("elsewhere").exists());
     let a = f.cmd(&["delete", "nobody"]).failure();
     assert_eq!(stderr(&a), "layer-cake: no role matches nobody\n");
     let a = f.cmd(&["delete", "("]).failure();

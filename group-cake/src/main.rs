@@ -9,10 +9,8 @@ mod retry;
 mod sentinel;
 mod supervisor;
 
-use anyhow::Context;
 use clap::Parser;
-use layer_cake::daemon::DaemonArgs;
-use layer_cake::directory::server::{self, DirectoryConfig};
+use layer_cake::daemon::{BoundDirectory, DaemonArgs};
 use layer_cake::home::Home;
 use layer_cake::node::DEFAULT_HOST_DIRECTORY;
 use layer_cake::Scope;
@@ -72,9 +70,19 @@ fn main() {
     }
 }
 
+/// A home made ready to run: locked, its roles chosen.
+struct Prepared {
+    home: Home,
+    lock: layer_cake::home::run::RunLock,
+    roles: Vec<String>,
+    main_role: Option<String>,
+    parent: Option<SocketAddr>,
+    /// The LAN's secret, when the composite joins an encrypted LAN.
+    secret_file: Option<PathBuf>,
+}
+
 async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
     cli.daemon.log.init();
-    layer_cake::daemon::raise_open_files_limit();
     // The home first: a home that is already running must not get a second directory.
     let prepared = match &cli.home {
         Some(path) => {
@@ -87,48 +95,48 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
             }
             let main_role = cli.main_role.clone().or(group.main_role.clone());
             let parent = group.directory_at_host.or(group.directory_at_lan);
-            Some((home, lock, roles, main_role, parent))
+            Some(Prepared {
+                home,
+                lock,
+                roles,
+                main_role,
+                parent,
+                secret_file: group.secret_file,
+            })
         }
         None => None,
     };
-    let listen = cli
-        .daemon
-        .listen
-        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    layer_cake::directory::server::check_listen(Scope::Group, listen).map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener.local_addr()?;
-    println!("listening {bound}");
-    let mut config = DirectoryConfig::new(Scope::Group, "group-cake");
-    let home_parent = prepared.as_ref().and_then(|p| p.4);
-    config.parent = Some(
-        cli.daemon
-            .connect_to_directory
-            .or(home_parent)
-            .unwrap_or(DEFAULT_HOST_DIRECTORY),
-    );
-    config.handshake_timeout = Duration::from_millis(cli.daemon.handshake_timeout_ms);
-    tracing::info!(%bound, parent = ?config.parent, id = %config.id.short(), "group-cake started");
+    let home_parent = prepared.as_ref().and_then(|p| p.parent);
+    let home_secret = prepared.as_ref().and_then(|p| p.secret_file.clone());
+    let directory = BoundDirectory::bind(
+        "group-cake",
+        Scope::Group,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        Some(home_parent.unwrap_or(DEFAULT_HOST_DIRECTORY)),
+        home_secret.as_deref(),
+        &cli.daemon,
+    )
+    .await?;
+    let bound = directory.bound;
     let shutdown = CancellationToken::new();
-    let directory = tokio::spawn(server::run(listener, config, shutdown.clone()));
+    let directory = tokio::spawn(directory.serve(shutdown.clone()));
 
     let code = match prepared {
         None => {
             layer_cake::daemon::wait_for_signal().await;
             0
         }
-        Some((home, lock, roles, main_role, _)) => {
+        Some(prepared) => {
             let options = supervisor::Options {
-                home,
-                roles,
-                main_role,
+                home: prepared.home,
+                roles: prepared.roles,
+                main_role: prepared.main_role,
+                secret_file: prepared.secret_file.or(cli.daemon.secret_file.clone()),
                 foreground: cli.foreground,
                 grace,
                 directory: bound,
             };
-            supervisor::run(options, lock).await?
+            supervisor::run(options, prepared.lock).await?
         }
     };
     shutdown.cancel();

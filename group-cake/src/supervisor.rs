@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use layer_cake::home::log::{LogWriter, LOG_CAP};
 use layer_cake::home::run::{CompositeState, Outcome, RoleState, RoleStatus, Run, RunLock, Status};
 use layer_cake::home::{Home, RoleSettings};
-use layer_cake::node::DIRECTORY_ENV;
+use layer_cake::node::{DIRECTORY_ENV, SECRET_ENV};
 use layer_cake::role::{GROUP_PID_ENV, HOME_ENV, RETURNED_ENV, ROLE_ENV};
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
@@ -42,6 +42,8 @@ pub struct Options {
     pub grace: Duration,
     /// The group's directory, which roles join.
     pub directory: SocketAddr,
+    /// The LAN's secret, given to every role (as `LC_SECRET_FILE`) when set.
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 struct Role {
@@ -81,6 +83,8 @@ struct Supervisor {
     dirty: bool,
     /// Roles whose history needs the start of their current run recorded.
     to_record: Vec<usize>,
+    /// The LAN's secret file, for the roles.
+    secret_file: Option<std::path::PathBuf>,
 }
 
 /// Runs the composite until it ends; returns the exit status for group-cake.
@@ -157,6 +161,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         main_ended: None,
         dirty: true,
         to_record: Vec::new(),
+        secret_file: options.secret_file,
     };
 
     // Every role at once: no waiting for one before starting the next.
@@ -225,13 +230,16 @@ impl Supervisor {
         role.generation += 1;
         role.next_start = None;
         role.status.next_start = None;
-        let env = [
+        let mut env = vec![
             (DIRECTORY_ENV, self.status.directory.to_string()),
             (ROLE_ENV, role.name.clone()),
             (HOME_ENV, home),
             (RETURNED_ENV, returned.display().to_string()),
             (GROUP_PID_ENV, std::process::id().to_string()),
         ];
+        if let Some(file) = &self.secret_file {
+            env.push((SECRET_ENV, file.display().to_string()));
+        }
         let start = Start {
             executable: &role.settings.executable,
             args: &role.settings.args,

@@ -12,8 +12,8 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The loopback default: 20 ms at first, at most 2 s.
-    pub const LOOPBACK: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
+    /// The default: 20 ms at first, at most 2 s.
+    pub const STANDARD: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
 
     /// A backoff starting at `first` and capped at `max`.
     pub fn new(first: Duration, max: Duration) -> Backoff {
@@ -46,7 +46,7 @@ impl Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff::new(Self::LOOPBACK.0, Self::LOOPBACK.1)
+        Backoff::new(Self::STANDARD.0, Self::STANDARD.1)
     }
 }
 

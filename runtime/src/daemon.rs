@@ -65,41 +65,7 @@ pub async fn run_directory(
     args: DaemonArgs,
 ) -> std::io::Result<()> {
     args.log.init();
-    let open_files = raise_open_files_limit();
-    // A bad secret file stops the daemon before it listens: never run in the clear by mistake.
-    let secret = match &args.secret_file {
-        Some(path) if !path.as_os_str().is_empty() => Some(
-            crate::secure::Secret::from_file(path)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
-        ),
-        _ => None,
-    };
-    let listen = args.listen.unwrap_or(default_listen);
-    server::check_listen(scope, listen)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
-        let why = if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == crate::lan::DIRECTORY_PORT {
-            // host-cake (loopback) and lan-cake (every interface) both want this port.
-            format!(
-                "another directory holds port {} on this host (a host-cake or a lan-cake): one host runs \
-                 either host-cake or lan-cake, not both; run lan-cake on a host of its own at the LAN's .195 address",
-                listen.port()
-            )
-        } else {
-            format!("is another {name} running?")
-        };
-        std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e} ({why})"))
-    })?;
-    let bound = listener.local_addr()?;
-    println!("listening {bound}");
-    use std::io::Write;
-    std::io::stdout().flush()?;
-    let mut config = DirectoryConfig::new(scope, name);
-    config.parent = args.connect_to_directory.or(default_parent);
-    config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);
-    config.secret = secret;
-    let encrypted = config.secret.is_some();
-    tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), ?open_files, encrypted, "{name} started");
+    let directory = BoundDirectory::bind(name, scope, default_listen, default_parent, None, &args).await?;
     notify_ready();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -107,8 +73,78 @@ pub async fn run_directory(
         wait_for_signal().await;
         stop.cancel();
     });
-    server::run(listener, config, shutdown).await;
+    directory.serve(shutdown).await;
     Ok(())
+}
+
+/// A directory daemon that is listening, not yet serving: what every daemon binary does
+/// before it serves, in one place (group-cake's supervisor starts its roles in between).
+pub struct BoundDirectory {
+    listener: TcpListener,
+    config: DirectoryConfig,
+    /// Where it listens.
+    pub bound: SocketAddr,
+}
+
+impl BoundDirectory {
+    /// Raises the open-files limit, reads the LAN's secret (`--secret-file`, else
+    /// `home_secret`: a bad file stops the daemon before it listens, never running it in the
+    /// clear by mistake), checks and binds the listening address (`--listen`, else
+    /// `default_listen`), prints `listening <address>` on stdout, and logs that `name` started.
+    pub async fn bind(
+        name: &str,
+        scope: Scope,
+        default_listen: SocketAddr,
+        default_parent: Option<SocketAddr>,
+        home_secret: Option<&std::path::Path>,
+        args: &DaemonArgs,
+    ) -> std::io::Result<BoundDirectory> {
+        let open_files = raise_open_files_limit();
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let secret_file = args
+            .secret_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .or(home_secret);
+        let secret = secret_file
+            .map(|path| crate::secure::Secret::from_file(path).map_err(|e| invalid(e.to_string())))
+            .transpose()?;
+        let listen = args.listen.unwrap_or(default_listen);
+        server::check_listen(scope, listen).map_err(invalid)?;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == crate::lan::DIRECTORY_PORT {
+                // host-cake (loopback) and lan-cake (every interface) both want this port.
+                format!(
+                    "another directory holds port {} on this host (a host-cake or a lan-cake): one host runs \
+                     either host-cake or lan-cake, not both; run lan-cake on a host of its own at the LAN's .195 address",
+                    listen.port()
+                )
+            } else {
+                format!("is another {name} running?")
+            };
+            std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e} ({why})"))
+        })?;
+        let bound = listener.local_addr()?;
+        println!("listening {bound}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let mut config = DirectoryConfig::new(scope, name);
+        config.parent = args.connect_to_directory.or(default_parent);
+        config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);
+        config.secret = secret;
+        let encrypted = config.secret.is_some();
+        tracing::info!(%bound, parent = ?config.parent, %scope, id = %config.id.short(), ?open_files, encrypted, "{name} started");
+        Ok(BoundDirectory {
+            listener,
+            config,
+            bound,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        server::run(self.listener, self.config, shutdown).await
+    }
 }
 
 /// Raises this process's soft limit on open files to its hard limit: a directory holds one

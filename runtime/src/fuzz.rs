@@ -130,33 +130,39 @@ pub fn session(data: &[u8]) {
     }
 }
 
-/// A greeting, as each kind of connection reads its first frame (a directory from a child, a
-/// child from its directory, a process from a peer), then `check`s it.
+/// A greeting, read by the very exchange every connection begins with
+/// ([`crate::wire::greeting::exchange`], as the accepting side): what it accepts is checked
+/// and survives a round trip; anything else is an error, never a panic or a hang.
 pub fn handshake(data: &[u8]) {
-    fn checked(hello: &Hello) {
-        // What checks out survives a round trip unchanged.
-        if hello.check().is_ok() {
-            let again: Hello = serde_json::from_slice(&serde_json::to_vec(hello).unwrap()).unwrap();
-            assert_eq!(&again, hello);
-        }
-    }
-    let first = |max: usize| {
-        let mut codec = LengthDelimitedCodec::builder().max_frame_length(max).new_codec();
-        codec.decode(&mut BytesMut::from(data)).ok().flatten()
-    };
-    if let Some(frame) = first(MAX_DIRECTORY_FRAME) {
-        if let Ok(Up::Hello(hello)) = serde_json::from_slice(&frame) {
-            checked(&hello);
-        }
-        if let Ok(Down::Hello(hello)) = serde_json::from_slice(&frame) {
-            checked(&hello);
-        }
-    }
-    if let Some(frame) = first(64 << 10) {
-        if let Ok(PeerMsg::Hello(hello)) = serde_json::from_slice(&frame) {
-            checked(&hello);
-        }
-    }
+    use crate::wire::greeting::{exchange, Side};
+    use tokio::io::AsyncWriteExt;
+    let ours = Hello::new(
+        crate::wire::PeerKind::Directory,
+        crate::ids::ProcessId::random(),
+        Scope::Host,
+        "fuzz",
+    );
+    RUNTIME.with(|rt| {
+        rt.block_on(async {
+            let (mut peer, mut io) = tokio::io::duplex(1 << 17);
+            peer.write_all(data).await.expect("the duplex takes it");
+            drop(peer);
+            let deadline = std::time::Duration::from_secs(5);
+            if let Ok(hello) = exchange(&mut io, &ours, Side::Accepting, deadline).await {
+                assert!(hello.check().is_ok(), "an accepted greeting checks out");
+                let again: Hello = serde_json::from_slice(&serde_json::to_vec(&hello).unwrap()).unwrap();
+                assert_eq!(again, hello);
+            }
+        })
+    });
+}
+
+thread_local! {
+    /// One runtime per fuzzing thread, for the targets that drive async code.
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
 }
 
 /// What an encrypted LAN's listener reads from a stranger: the Noise handshake, then (should
@@ -164,11 +170,6 @@ pub fn handshake(data: &[u8]) {
 /// through, and nothing may panic or hang (the input ends; the handshake must end with it).
 pub fn noise(data: &[u8]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    thread_local! {
-        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime");
-    }
     let secret = crate::secure::Secret::from_hex(&"5a".repeat(32)).expect("a secret");
     RUNTIME.with(|rt| {
         rt.block_on(async {

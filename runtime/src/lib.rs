@@ -41,6 +41,7 @@ pub mod secure;
 pub mod spool;
 pub mod wire;
 
+pub use directory::{Search, SearchError};
 pub use ids::{ProcessId, PubId, SessionId, SubId};
 pub use message::{Message, Received};
 pub use node::{

@@ -185,7 +185,7 @@ async fn refusals_say_why() {
     let n = node(None).await;
     let err = n.subscribe("worker-(", Scope::Host).await.unwrap_err();
     assert!(
-        matches!(&err, SubscribeError::InvalidSearch(text) if text.contains("unclosed group")),
+        matches!(&err, SubscribeError::InvalidSearch(e) if e.to_string().contains("unclosed group")),
         "{err}"
     );
     let _held = n.publish("taken", Scope::Host).await.unwrap();

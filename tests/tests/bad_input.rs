@@ -21,6 +21,13 @@ fn hello_frame(version: u32, magic: &str) -> Vec<u8> {
     frame(&serde_json::to_vec(&serde_json::json!({ "Hello": hello })).unwrap())
 }
 
+/// A greeting whose readable name is `len` bytes long.
+fn named_hello_frame(len: usize) -> Vec<u8> {
+    let mut hello = Hello::new(PeerKind::Process, ProcessId::random(), Scope::Process, "raw-test");
+    hello.name = "n".repeat(len);
+    frame(&serde_json::to_vec(&serde_json::json!({ "Hello": hello })).unwrap())
+}
+
 /// Sends `bytes` and waits for the daemon to close the connection; returns what it sent first.
 async fn closed_after(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -101,6 +108,55 @@ async fn malformed_oversized_unknown_and_silent_peers_are_cut_off_alone() {
     sub.expect(&["reply steady"]).await;
 }
 
+/// A greeting is bounded at a size that fits a name (`MAX_GREETING`), and its name at
+/// `MAX_PEER_NAME` bytes, on directories and session ports alike: two processes greeting with
+/// megabyte names once made every report of the host's directory too large to send, and
+/// `layer-cake network` and `ping` failed for the whole host.
+#[tokio::test]
+async fn greetings_with_huge_names_are_refused_and_the_tree_still_answers() {
+    use layer_cake::wire::{MAX_GREETING, MAX_PEER_NAME};
+    let host = Daemon::start(
+        "host-cake",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--connect-to-directory",
+            layer_cake_tests::NO_DIRECTORY,
+        ],
+    )
+    .await;
+    for len in [1_000_000, 1_000_000, MAX_GREETING, MAX_PEER_NAME + 1] {
+        let replies = closed_after(host.addr, &named_hello_frame(len)).await;
+        assert!(replies.is_empty(), "a {len}-byte name was greeted back");
+    }
+    // The longest name allowed is greeted.
+    let mut ok = TcpStream::connect(host.addr).await.unwrap();
+    ok.write_all(&named_hello_frame(MAX_PEER_NAME)).await.unwrap();
+    let mut len = [0u8; 4];
+    tokio::time::timeout(WAIT, ok.read_exact(&mut len))
+        .await
+        .unwrap()
+        .unwrap();
+    // And the tree is reported, that long name in it.
+    let out = tokio::process::Command::new(layer_cake_tests::bin("layer-cake"))
+        .args(["network", "--json", "--directory", &host.addr.to_string()])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, out)
+        .await
+        .expect("network answers")
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = tree["root"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(names.contains(&"n".repeat(MAX_PEER_NAME).as_str()), "{names:?}");
+}
+
 #[tokio::test]
 async fn a_publishers_session_port_also_shrugs_off_bad_input() {
     let host = Daemon::host_cake().await;
@@ -114,24 +170,32 @@ async fn a_publishers_session_port_also_shrugs_off_bad_input() {
     assert!(closed_after(session_addr, &u32::MAX.to_be_bytes())
         .await
         .is_empty());
+    assert!(closed_after(session_addr, &named_hello_frame(1_000_000))
+        .await
+        .is_empty());
     // The publisher still serves: a second subscriber gets a session and a reply.
     let mut sub2 = subscriber("sub2", &dir, "gamma", "HOST");
     sub2.expect(&["reply gamma"]).await;
 }
 
 /// GROUP and HOST directories serve their own host only: asked to listen anywhere but
-/// loopback, they refuse to start, and say why.
-#[test]
-fn host_and_group_directories_refuse_to_listen_beyond_loopback() {
+/// loopback, they refuse to start, and say why. (Should the guard ever regress, the daemon is
+/// killed at the deadline rather than left to hang the test.)
+#[tokio::test]
+async fn host_and_group_directories_refuse_to_listen_beyond_loopback() {
     for (program, scope) in [("host-cake", "HOST"), ("group-cake", "GROUP")] {
-        let out = std::process::Command::new(layer_cake_tests::bin(program))
+        let out = tokio::process::Command::new(layer_cake_tests::bin(program))
             .args([
                 "--listen",
                 "0.0.0.0:0",
                 "--connect-to-directory",
                 layer_cake_tests::NO_DIRECTORY,
             ])
-            .output()
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT, out)
+            .await
+            .unwrap_or_else(|_| panic!("{program} did not refuse within {WAIT:?}"))
             .expect("runs");
         assert!(!out.status.success(), "{program} started on 0.0.0.0");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -325,3 +325,80 @@ async fn a_publisher_on_the_lan_directorys_own_host_is_reached_from_others() {
     );
     subscriber.expect(&["reply lab:at-195 seq=1"]).await;
 }
+
+/// A composite made with `create --directory-at-lan ADDR --secret-file FILE` joins an encrypted
+/// LAN: group-cake's own link to lan-cake holds the secret, and so do its roles' sessions with
+/// other hosts. (group-cake once ignored the secret, and lan-cake refused it.)
+#[tokio::test]
+async fn a_composite_made_for_an_encrypted_lan_joins_it() {
+    let Some(lab) = Lab::new(3) else { return };
+    let folder = tempfile::tempdir().unwrap();
+    let key = folder.path().join("lan.key");
+    layer_cake::secure::Secret::create_file(&key).unwrap();
+    let key = key.to_str().unwrap();
+    let _directories = lab.directories(Some(key)).await;
+    let here = folder.path().join("composite");
+    std::fs::create_dir(&here).unwrap();
+    let cli = |args: &[&str]| {
+        let out = lab.run(2, &here, "layer-cake", args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "create",
+        "--directory-at-lan",
+        "10.0.0.195:54195",
+        "--secret-file",
+        key,
+    ]);
+    let publisher = layer_cake_tests::bin("publisher");
+    cli(&[
+        "add",
+        publisher.to_str().unwrap(),
+        "publisher",
+        "--",
+        "--name",
+        "lab:composite",
+        "--scope",
+        "LAN",
+    ]);
+    let home = here.join(".layer-cake");
+    let mut group = lab.spawn(
+        2,
+        "group-cake@h2",
+        "group-cake",
+        &["--home", home.to_str().unwrap()],
+    );
+    group.expect(&["listening 127.0.0.1:"]).await;
+    let mut subscriber = lab.subscriber(
+        1,
+        "subscriber@h1",
+        "lab:composite",
+        "LAN",
+        &[("LC_SECRET_FILE", key)],
+    );
+    let available = subscriber.expect(&["available lab:composite LAN"]).await;
+    assert!(field(&available, "addr").starts_with("10.0.0.2:"), "{available}");
+    subscriber.expect(&["reply lab:composite seq=1"]).await;
+    // The encrypted lan-cake can be inspected from another host by a holder of the secret.
+    let lan = ["network", "--directory", "10.0.0.195:54195"];
+    let out = lab.run(
+        1,
+        folder.path(),
+        "layer-cake",
+        &[&lan[..], &["--secret-file", key]].concat(),
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(tree.starts_with("[LAN] lan-cake"), "{tree}");
+    assert!(
+        tree.contains("group-cake"),
+        "the composite is under lan-cake:\n{tree}"
+    );
+    // Without it, it is refused, plainly.
+    let out = lab.run(1, folder.path(), "layer-cake", &lan);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

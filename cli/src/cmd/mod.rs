@@ -43,6 +43,11 @@ pub struct GroupFlags {
     /// A LAN directory to join directly, with no host-cake.
     #[arg(long, value_name = "ADDR")]
     pub directory_at_lan: Option<SocketAddr>,
+    /// The LAN's secret (made by `layer-cake secret FILE`), when the LAN is encrypted:
+    /// group-cake's link to the LAN directory and every role's sessions with other hosts use
+    /// it. Checked now; an empty value clears it.
+    #[arg(long, value_name = "FILE", value_parser = parse_secret_file)]
+    pub secret_file: Option<PathBuf>,
 }
 
 impl GroupFlags {
@@ -67,8 +72,23 @@ impl GroupFlags {
             group.directory_at_host = None;
             changed = true;
         }
+        if let Some(file) = &self.secret_file {
+            group.secret_file = (!file.as_os_str().is_empty()).then(|| file.clone());
+            changed = true;
+        }
         changed
     }
+}
+
+/// Checks that `text` names a usable LAN secret file, and makes it absolute (group-cake does
+/// not run in the folder `create` was run in). An empty `text` is kept, to clear the setting.
+pub fn parse_secret_file(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Ok(PathBuf::new());
+    }
+    let path = std::path::absolute(text).map_err(|e| format!("{text}: {e}"))?;
+    layer_cake::secure::Secret::from_file(&path).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 /// Parses and checks a restart policy given as JSON.

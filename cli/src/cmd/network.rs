@@ -1,9 +1,9 @@
 //! `layer-cake network`: the live directory tree.
 
-use super::tree::{gather, start_address, Node};
-use anyhow::{Context, Result};
+use super::tree::{gather, lan_secret, start_address, Node, SecretArg};
+use anyhow::Result;
 use clap::Args;
-use regex::Regex;
+use layer_cake::Search;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,16 +29,15 @@ pub struct Network {
     /// One JSON document, for scripts.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    secret: SecretArg,
 }
 
 impl Network {
     pub fn run(self, home_path: &Path) -> Result<()> {
-        let search = self
-            .search
-            .as_deref()
-            .map(|s| Regex::new(&format!("^(?:{s})$")).with_context(|| format!("invalid search {s:?}")))
-            .transpose()?;
+        let search = self.search.as_deref().map(Search::new).transpose()?;
         let addr = start_address(self.directory, home_path);
+        let secret = lan_secret(self.secret.secret_file.as_deref(), home_path)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -46,6 +45,7 @@ impl Network {
             addr,
             self.directory.is_some(),
             self.long_listing || self.json,
+            secret.as_ref(),
         ))?;
         let mut root = tree.root;
         if let Some(re) = &search {
@@ -74,9 +74,9 @@ impl Network {
 }
 
 /// Keeps the children that match `re` or lead to one that does; says whether `node` is kept.
-fn keep(node: &mut Node, re: &Regex) -> bool {
-    node.children.retain_mut(|c| keep(c, re));
-    re.is_match(&node.name) || !node.children.is_empty()
+fn keep(node: &mut Node, search: &Search) -> bool {
+    node.children.retain_mut(|c| keep(c, search));
+    search.matches(&node.name) || !node.children.is_empty()
 }
 
 /// One node's line; with `long` (every node by id), its listings and sessions below it.

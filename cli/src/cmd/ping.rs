@@ -1,6 +1,6 @@
 //! `layer-cake ping`: round trips to one node of the tree.
 
-use super::tree::{find, gather, start_address};
+use super::tree::{find, gather, lan_secret, start_address, SecretArg};
 use anyhow::{bail, Result};
 use clap::Args;
 use layer_cake::directory::client::DirectoryClient;
@@ -26,21 +26,24 @@ pub struct Ping {
     /// The directory to start from.
     #[arg(long, value_name = "ADDR")]
     directory: Option<SocketAddr>,
+    #[command(flatten)]
+    secret: SecretArg,
 }
 
 impl Ping {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let addr = start_address(self.directory, home_path);
+        let secret = lan_secret(self.secret.secret_file.as_deref(), home_path)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         runtime.block_on(async {
-            let tree = gather(addr, self.directory.is_some(), false).await?;
+            let tree = gather(addr, self.directory.is_some(), false, secret.as_ref()).await?;
             let node = find(&tree, &self.id)?;
             let Some(via) = node.via else {
                 bail!("no way to reach {}", node.short());
             };
-            let mut client = DirectoryClient::connect(via, "layer-cake").await?;
+            let mut client = DirectoryClient::connect(via, "layer-cake", secret.as_ref()).await?;
             let target = layer_cake::ProcessId(node.id.parse().map_err(|e| anyhow::anyhow!("{e}"))?);
             println!(
                 "PING [{}] {} ({}) via {} ({})",

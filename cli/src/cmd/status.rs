@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use layer_cake::home::run::{Outcome, RoleState};
 use layer_cake::home::Home;
-use regex::Regex;
+use layer_cake::Search;
 use serde::Serialize;
 use std::path::Path;
 
@@ -52,7 +52,7 @@ impl Status {
         let patterns = self
             .search
             .iter()
-            .map(|s| Regex::new(&format!("^(?:{s})$")))
+            .map(|s| Search::new(s))
             .collect::<Result<Vec<_>, _>>()?;
         let Some(status) = home.running()? else {
             if self.json {
@@ -72,7 +72,7 @@ impl Status {
         let rows: Vec<Row> = status
             .roles
             .iter()
-            .filter(|(name, _)| patterns.is_empty() || patterns.iter().any(|p| p.is_match(name)))
+            .filter(|(name, _)| patterns.is_empty() || patterns.iter().any(|p| p.matches(name)))
             .map(|(name, r)| Row {
                 role: name.clone(),
                 state: r.state,

@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Result};
 use layer_cake::directory::client::DirectoryClient;
 use layer_cake::home::Home;
 use layer_cake::node::DEFAULT_HOST_DIRECTORY;
+use layer_cake::secure::Secret;
 use layer_cake::wire::directory::{DirectoryReport, PubInfo, SessionInfo, SubInfo, TreeNode};
 use layer_cake::wire::PeerKind;
 use serde::Serialize;
@@ -100,11 +101,35 @@ pub fn start_address(directory: Option<SocketAddr>, home_path: &Path) -> SocketA
     DEFAULT_HOST_DIRECTORY
 }
 
+/// The LAN's secret, for directories on other hosts (an encrypted lan-cake): the file given
+/// (`--secret-file`, or `LC_SECRET_FILE`), else the one the home's composite is made with.
+pub fn lan_secret(file: Option<&Path>, home_path: &Path) -> Result<Option<Secret>> {
+    let home_file = || Home::open(home_path).ok()?.group().ok()?.secret_file;
+    match file.map(Path::to_path_buf).or_else(home_file) {
+        Some(path) if !path.as_os_str().is_empty() => Ok(Some(Secret::from_file(&path)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The `--secret-file` option of the commands that walk the tree.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretArg {
+    /// The LAN's secret, to inspect an encrypted LAN's directory on another host (default:
+    /// the one the home's composite is made with).
+    #[arg(long, value_name = "FILE", env = "LC_SECRET_FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
+}
+
 /// Gathers the tree from the directory at `addr`. A group-cake with a live parent is left
 /// for that parent, so the whole host is shown. With `sessions`, each process is also asked
-/// which sessions it holds.
-pub async fn gather(addr: SocketAddr, explicit: bool, sessions: bool) -> Result<Tree> {
-    let mut client = DirectoryClient::connect(addr, "layer-cake")
+/// which sessions it holds. Directories on other hosts are reached with `secret`.
+pub async fn gather(
+    addr: SocketAddr,
+    explicit: bool,
+    sessions: bool,
+    secret: Option<&Secret>,
+) -> Result<Tree> {
+    let mut client = DirectoryClient::connect(addr, "layer-cake", secret)
         .await
         .map_err(|e| anyhow!(unreachable(addr, explicit, &e)))?;
     let mut report = client.inspect(ASK).await?;
@@ -112,7 +137,7 @@ pub async fn gather(addr: SocketAddr, explicit: bool, sessions: bool) -> Result<
     // Climb from a group-cake to its host's directory when it is there.
     if !explicit && report.node.scope < layer_cake::Scope::Host {
         if let (Some(_), Some(up)) = (&report.parent, report.parent_addr) {
-            if let Ok(mut c) = DirectoryClient::connect(up, "layer-cake").await {
+            if let Ok(mut c) = DirectoryClient::connect(up, "layer-cake", secret).await {
                 if let Ok(r) = c.inspect(ASK).await {
                     client = c;
                     report = r;
@@ -128,7 +153,7 @@ pub async fn gather(addr: SocketAddr, explicit: bool, sessions: bool) -> Result<
         .map(|p| Node::new(p, Vec::new(), Vec::new(), Some(root_addr)));
     let mut root = Node::new(&report.node, Vec::new(), Vec::new(), Some(root_addr));
     // The root's report shows this command itself, as the original's does.
-    let walk = Walk { sessions };
+    let walk = Walk { sessions, secret };
     walk.fill(&mut root, report, &mut client, root_addr, false, 0)
         .await;
     Ok(Tree { parent, root })
@@ -148,12 +173,14 @@ fn unreachable(addr: SocketAddr, explicit: bool, e: &dyn std::fmt::Display) -> S
 }
 
 /// How far one walk goes.
-struct Walk {
+struct Walk<'s> {
     /// Ask each process for its sessions.
     sessions: bool,
+    /// The LAN's secret, for directories on other hosts.
+    secret: Option<&'s Secret>,
 }
 
-impl Walk {
+impl Walk<'_> {
     /// Adds `report`'s children under `node`, asking each child directory in turn, and each
     /// process for its sessions, through `client` (connected to `addr`, the directory that
     /// gave the report). With `hide_asker`, the client's own connection is left out.
@@ -177,7 +204,9 @@ impl Walk {
                 match child.node.kind {
                     PeerKind::Directory if depth < MAX_DEPTH => {
                         if let Some(listen) = child.node.listen {
-                            if let Ok(mut below) = DirectoryClient::connect(listen, "layer-cake").await {
+                            if let Ok(mut below) =
+                                DirectoryClient::connect(listen, "layer-cake", self.secret).await
+                            {
                                 if let Ok(r) = below.inspect(ASK).await {
                                     self.fill(&mut c, r, &mut below, listen, true, depth + 1).await;
                                 }

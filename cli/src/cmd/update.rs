@@ -41,7 +41,7 @@ impl Update {
             let mut group = home.group()?;
             if !self.group.apply(&mut group) {
                 bail!(
-                    "nothing to update: give --retry, --main-role, --directory-at-host or --directory-at-lan"
+                    "nothing to update: give --retry, --main-role, --directory-at-host, --directory-at-lan or --secret-file"
                 );
             }
             home.save_group(&group)?;
@@ -49,8 +49,14 @@ impl Update {
             return Ok(());
         }
         let g = &self.group;
-        if g.main_role.is_some() || g.directory_at_host.is_some() || g.directory_at_lan.is_some() {
-            bail!("--main-role and the directory flags are the group's: use `layer-cake update group ...`");
+        if g.main_role.is_some()
+            || g.directory_at_host.is_some()
+            || g.directory_at_lan.is_some()
+            || g.secret_file.is_some()
+        {
+            bail!(
+                "--main-role, --secret-file and the directory flags are the group's: use `layer-cake update group ...`"
+            );
         }
         let roles = home.select(&self.search)?;
         if roles.is_empty() {

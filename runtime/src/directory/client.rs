@@ -5,17 +5,20 @@
 
 use crate::ids::ProcessId;
 use crate::scope::Scope;
+use crate::secure::Secret;
 use crate::wire::directory::{DirectoryReport, Down, SessionInfo, Up};
-use crate::wire::{Hello, MessageCodec, PeerKind, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTORY_FRAME};
+use crate::wire::opening::{self, Opened};
+use crate::wire::{
+    Hello, MessageCodec, OpeningError, PeerKind, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTORY_FRAME,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 /// A connection to one directory, for inspection.
 pub struct DirectoryClient {
-    framed: Framed<TcpStream, MessageCodec<Up, Down>>,
+    framed: Framed<Opened, MessageCodec<Up, Down>>,
     /// The directory's greeting.
     pub peer: Hello,
     /// This client's own identity (it is one of the directory's children while connected).
@@ -25,33 +28,22 @@ pub struct DirectoryClient {
 
 impl DirectoryClient {
     /// Connects to the directory at `addr` and greets it as `name`, within the handshake
-    /// deadline.
-    pub async fn connect(addr: SocketAddr, name: &str) -> Result<DirectoryClient, WireError> {
-        let greet = async {
-            let stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            let mut framed = Framed::new(stream, MessageCodec::<Up, Down>::new(MAX_DIRECTORY_FRAME));
-            let id = ProcessId::random();
-            let hello = Hello::new(PeerKind::Process, id, Scope::Process, name);
-            framed.send(Up::Hello(hello)).await?;
-            match framed.next().await {
-                Some(Ok(Down::Hello(peer))) => {
-                    peer.check().map_err(|e| WireError::Protocol(e.to_string()))?;
-                    Ok(DirectoryClient {
-                        framed,
-                        peer,
-                        id,
-                        next: 0,
-                    })
-                }
-                Some(Ok(other)) => Err(WireError::Protocol(format!("expected a greeting, got {other:?}"))),
-                Some(Err(e)) => Err(e),
-                None => Err(WireError::Protocol("closed during the greeting".into())),
-            }
-        };
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, greet)
-            .await
-            .unwrap_or_else(|_| Err(WireError::Protocol("no greeting in time".into())))
+    /// deadline. With the LAN's `secret`, a directory on another host (an encrypted lan-cake)
+    /// is reached through the Noise handshake, as every other connection between hosts is.
+    pub async fn connect(
+        addr: SocketAddr,
+        name: &str,
+        secret: Option<&Secret>,
+    ) -> Result<DirectoryClient, OpeningError> {
+        let id = ProcessId::random();
+        let hello = Hello::new(PeerKind::Process, id, Scope::Process, name);
+        let (stream, peer) = opening::dial(addr, &hello, secret, HANDSHAKE_TIMEOUT).await?;
+        Ok(DirectoryClient {
+            framed: Framed::new(stream, MessageCodec::new(MAX_DIRECTORY_FRAME)),
+            peer,
+            id,
+            next: 0,
+        })
     }
 
     /// Asks the directory to describe itself, its parent and its children.

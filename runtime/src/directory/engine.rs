@@ -346,7 +346,7 @@ impl Engine {
         let at = self.scope;
         let search = match self
             .too_narrow(info.scope)
-            .map_or_else(|| Search::new(&info.search), Err)
+            .map_or_else(|| Search::new(&info.search).map_err(|e| e.to_string()), Err)
         {
             Ok(search) => search,
             Err(reason) => {

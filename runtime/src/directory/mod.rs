@@ -8,6 +8,7 @@
 //! - [`client`]: inspecting a directory and pinging through it (`layer-cake network`, `ping`).
 
 mod attach;
+mod child_link;
 pub mod client;
 mod engine;
 mod search;
@@ -16,4 +17,4 @@ pub(crate) mod uplink;
 
 pub use attach::{Action, Attachments};
 pub use engine::{Engine, LinkId, Output};
-pub use search::Search;
+pub use search::{Search, SearchError};

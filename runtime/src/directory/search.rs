@@ -29,11 +29,38 @@ pub enum Search {
     },
 }
 
+/// Why a search cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SearchError {
+    /// The search is the empty string.
+    #[error("the search is empty")]
+    Empty,
+    /// The search is not a valid regular expression.
+    #[error("invalid search {search:?}: {source}")]
+    Syntax {
+        /// The search as given.
+        search: String,
+        /// The regular-expression parser's explanation.
+        #[source]
+        source: Box<regex_syntax::Error>,
+    },
+    /// The expression is valid but cannot be compiled (it is too large).
+    #[error("invalid search {search:?}: {source}")]
+    Compile {
+        /// The search as given.
+        search: String,
+        /// The regex compiler's explanation.
+        #[source]
+        source: regex::Error,
+    },
+}
+
 impl Search {
-    /// Compiles `search`; the error is the regex crate's own explanation.
-    pub fn new(search: &str) -> Result<Search, String> {
+    /// Compiles `search`, the one way every part of layer-cake reads a search (subscriptions,
+    /// `layer-cake status`/`network`, role selection).
+    pub fn new(search: &str) -> Result<Search, SearchError> {
         if search.is_empty() {
-            return Err("the search is empty".to_string());
+            return Err(SearchError::Empty);
         }
         if !search.chars().any(|c| META.contains(c)) {
             return Ok(Search::Exact(search.to_string()));
@@ -47,8 +74,14 @@ impl Search {
         // (`a)|(b` must not become `^(?:a)|(b)$`).
         regex_syntax::Parser::new()
             .parse(search)
-            .map_err(|e| e.to_string())?;
-        let regex = Regex::new(&format!("^(?:{search})$")).map_err(|e| e.to_string())?;
+            .map_err(|e| SearchError::Syntax {
+                search: search.to_string(),
+                source: Box::new(e),
+            })?;
+        let regex = Regex::new(&format!("^(?:{search})$")).map_err(|e| SearchError::Compile {
+            search: search.to_string(),
+            source: e,
+        })?;
         Ok(Search::Pattern {
             regex,
             prefix: literal_prefix(search),
@@ -198,7 +231,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_explain_themselves() {
-        let err = Search::new("worker-(").unwrap_err();
+        let err = Search::new("worker-(").unwrap_err().to_string();
         assert!(err.contains("unclosed group"), "{err}");
         assert!(Search::new("").is_err());
     }

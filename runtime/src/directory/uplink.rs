@@ -7,17 +7,17 @@
 //! owner re-registers everything it holds.
 
 use crate::backoff::Backoff;
-use crate::secure::{MaybeSecure, Secret};
+use crate::secure::Secret;
 use crate::wire::directory::{Down, Up};
+use crate::wire::opening::{self, Opened};
 use crate::wire::{
-    Beat, Hello, Liveness, MessageCodec, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK, HEARTBEAT_DEAD,
+    Beat, Hello, Liveness, MessageCodec, OpeningError, HANDSHAKE_TIMEOUT, HEARTBEAT_CHECK, HEARTBEAT_DEAD,
     MAX_DIRECTORY_FRAME,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -53,9 +53,54 @@ const OUTBOX: usize = 65_536;
 /// treated as lost.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A connection that lasted this long was healthy: the next reconnect starts at the shortest
-/// delay. Shorter ones back off, so a parent that accepts and then drops at once is not hammered.
+/// A connection that lasted this long was healthy: when it ends, the parent is tried again at
+/// once. Shorter ones back off, so a parent that accepts and then drops at once is not hammered.
 const STABLE: Duration = Duration::from_secs(5);
+
+/// While a parent on this host is absent (its port refuses at once, for a few microseconds'
+/// work), it is tried this often at the most, so it is rejoined within tens of milliseconds
+/// of listening again.
+const ABSENT_ON_THIS_HOST: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(50));
+
+/// When to try the parent again.
+///
+/// Two separate runs of delays: one while the parent cannot be reached (on this host a short,
+/// capped poll; on another host the usual exponential backoff, so as not to load the network),
+/// and one for connections that end soon after they began (a parent that accepts and drops).
+struct Reconnect {
+    absent: Backoff,
+    unstable: Backoff,
+}
+
+impl Reconnect {
+    fn new(parent: SocketAddr) -> Reconnect {
+        let (first, max) = if crate::wire::is_local(parent) {
+            ABSENT_ON_THIS_HOST
+        } else {
+            Backoff::STANDARD
+        };
+        Reconnect {
+            absent: Backoff::new(first, max),
+            unstable: Backoff::default(),
+        }
+    }
+
+    /// An attempt failed: the delay before the next one.
+    fn refused(&mut self) -> Duration {
+        self.absent.next_delay()
+    }
+
+    /// A connection that lasted `lasted` is over: the delay before trying again.
+    fn lost(&mut self, lasted: Duration) -> Duration {
+        self.absent.reset();
+        if lasted >= STABLE {
+            self.unstable.reset();
+            Duration::ZERO
+        } else {
+            self.unstable.next_delay()
+        }
+    }
+}
 
 impl UplinkHandle {
     /// Queues `frame` for the connection of `epoch`. Returns false if the queue is full, in
@@ -102,15 +147,13 @@ async fn run(
     events: mpsc::Sender<UplinkEvent>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::default();
+    let mut retry = Reconnect::new(addr);
     let mut epoch = 0u64;
     let mut quiet_failures = 0u32;
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(addr, &hello, secret.as_ref())) => {
-                r.unwrap_or_else(|_| Err(WireError::Protocol("connect timed out".into())))
-            }
+            r = connect(addr, &hello, secret.as_ref()) => r,
         };
         let (mut framed, parent) = match attempt {
             Ok(ok) => ok,
@@ -127,7 +170,7 @@ async fn run(
                 quiet_failures += 1;
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    _ = tokio::time::sleep(retry.refused()) => continue,
                 }
             }
         };
@@ -196,12 +239,11 @@ async fn run(
         if events.send(UplinkEvent::Lost { epoch }).await.is_err() {
             return;
         }
-        if connected_at.elapsed() >= STABLE {
-            backoff.reset();
-        } else {
+        let delay = retry.lost(connected_at.elapsed());
+        if !delay.is_zero() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = tokio::time::sleep(delay) => {}
             }
         }
     }
@@ -218,32 +260,57 @@ fn fill_in_host(frame: &mut Up, local_ip: Option<std::net::IpAddr>) {
     }
 }
 
-type ChildFramed = Framed<MaybeSecure<TcpStream>, MessageCodec<Up, Down>>;
+type ChildFramed = Framed<Opened, MessageCodec<Up, Down>>;
 
 async fn connect(
     addr: SocketAddr,
     hello: &Hello,
     secret: Option<&Secret>,
-) -> Result<(ChildFramed, Hello), WireError> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+) -> Result<(ChildFramed, Hello), OpeningError> {
     // A parent on another host (lan-cake): prove we hold the LAN's secret, when there is one.
-    let secret = secret.filter(|_| !crate::wire::is_local(addr));
-    let stream = MaybeSecure::connect(stream, secret)
-        .await
-        .map_err(|e| WireError::Protocol(e.to_string()))?;
-    let mut framed = Framed::new(stream, MessageCodec::new(MAX_DIRECTORY_FRAME));
-    framed.send(Up::Hello(hello.clone())).await?;
-    let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next())
-        .await
-        .map_err(|_| WireError::Protocol("no greeting from the parent".into()))?;
-    match reply {
-        Some(Ok(Down::Hello(parent))) => {
-            parent.check().map_err(|e| WireError::Protocol(e.to_string()))?;
-            Ok((framed, parent))
+    let (stream, parent) = opening::dial(addr, hello, secret, HANDSHAKE_TIMEOUT).await?;
+    Ok((
+        Framed::new(stream, MessageCodec::new(MAX_DIRECTORY_FRAME)),
+        parent,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_parent_on_this_host_is_tried_every_few_tens_of_milliseconds() {
+        // The parent was up for a long while, then went for good: however long it stays away,
+        // the next try is never more than 55 ms off, so it is rejoined that soon after it is back.
+        let parent: SocketAddr = "127.0.0.1:54195".parse().unwrap();
+        let mut retry = Reconnect::new(parent);
+        retry.lost(STABLE);
+        for attempt in 0..1000 {
+            let delay = retry.refused();
+            assert!(delay <= Duration::from_millis(55), "attempt {attempt}: {delay:?}");
         }
-        Some(Ok(other)) => Err(WireError::Protocol(format!("expected a greeting, got {other:?}"))),
-        Some(Err(e)) => Err(e),
-        None => Err(WireError::Protocol("closed during the greeting".into())),
+    }
+
+    #[test]
+    fn a_parent_that_drops_at_once_is_backed_off_from() {
+        let parent: SocketAddr = "127.0.0.1:54195".parse().unwrap();
+        let mut retry = Reconnect::new(parent);
+        let delays: Vec<Duration> = (0..8).map(|_| retry.lost(Duration::from_millis(1))).collect();
+        assert!(delays.windows(2).all(|w| w[1] >= w[0].mul_f64(0.8)), "{delays:?}");
+        assert!(delays[7] >= Duration::from_secs(1), "{delays:?}");
+        assert_eq!(
+            retry.lost(STABLE),
+            Duration::ZERO,
+            "a link that lasted is retried at once"
+        );
+    }
+
+    #[test]
+    fn a_parent_on_another_host_is_not_hammered() {
+        let parent: SocketAddr = "10.0.0.195:54195".parse().unwrap();
+        let mut retry = Reconnect::new(parent);
+        let last = (0..16).map(|_| retry.refused()).last().unwrap();
+        assert!(last >= Duration::from_secs(1), "{last:?}");
     }
 }

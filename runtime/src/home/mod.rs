@@ -22,7 +22,7 @@ mod settings;
 pub use files::write_atomic;
 pub use settings::{GroupSettings, RetryPolicy, RoleSettings};
 
-use regex::Regex;
+use crate::directory::Search;
 use std::path::{Path, PathBuf};
 
 /// The default home folder, in the current folder.
@@ -62,13 +62,8 @@ pub enum HomeError {
         reason: String,
     },
     /// A search that is not a valid regular expression.
-    #[error("invalid search {search:?}: {reason}")]
-    BadSearch {
-        /// The search.
-        search: String,
-        /// The regex compiler's explanation.
-        reason: String,
-    },
+    #[error(transparent)]
+    BadSearch(#[from] crate::directory::SearchError),
     /// A settings file that does not decode.
     #[error("{path}: {reason}")]
     BadFile {
@@ -177,19 +172,14 @@ impl Home {
     /// The roles any of `searches` matches (each a regular expression matched against the
     /// whole role name); every role when `searches` is empty. Sorted.
     pub fn select(&self, searches: &[String]) -> Result<Vec<String>, HomeError> {
-        let patterns = searches
+        let searches = searches
             .iter()
-            .map(|s| {
-                Regex::new(&format!("^(?:{s})$")).map_err(|e| HomeError::BadSearch {
-                    search: s.clone(),
-                    reason: e.to_string(),
-                })
-            })
+            .map(|s| Search::new(s))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(self
             .roles()?
             .into_iter()
-            .filter(|r| patterns.is_empty() || patterns.iter().any(|p| p.is_match(r)))
+            .filter(|r| searches.is_empty() || searches.iter().any(|s| s.matches(r)))
             .collect())
     }
 

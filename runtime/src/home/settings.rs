@@ -88,6 +88,10 @@ pub struct GroupSettings {
     pub directory_at_host: Option<SocketAddr>,
     /// A LAN directory to connect to directly (no host-cake).
     pub directory_at_lan: Option<SocketAddr>,
+    /// The LAN's secret (a file made by `layer-cake secret`), for a composite that joins an
+    /// encrypted LAN: group-cake's link to lan-cake, and every role's sessions with other hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// One role: what to run and with what.

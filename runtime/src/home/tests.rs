@@ -61,10 +61,12 @@ fn create_add_select_delete_destroy() {
         Vec::<String>::new(),
         "whole-name match"
     );
-    assert!(matches!(
-        home.select(&["(".into()]),
-        Err(HomeError::BadSearch { .. })
-    ));
+    for bad in ["(", "w)|(1"] {
+        assert!(
+            matches!(home.select(&[bad.into()]), Err(HomeError::BadSearch(_))),
+            "{bad:?} must be refused, not select by a half-anchored pattern"
+        );
+    }
     assert_eq!(home.role("worker-1").unwrap(), settings);
 
     // All or nothing: one collision refuses the whole add.

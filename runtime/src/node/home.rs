@@ -7,24 +7,24 @@
 //! [`Command`]s; connection tasks send it [`Note`]s. It never waits on a socket or on an
 //! application: what a session's application hears is decided by its connection's task.
 
-use super::connection::{new_conn, Conn, ConnCommand, Starter, Transport};
+use super::connection::{Conn, ConnCommand, Starter};
+use super::opening;
 use super::session::{Role, Session};
 use super::{Event, NodeConfig, PublishError, PublishStatus, SubscribeError};
 use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::directory::{Action, Attachments, Engine, Output, Search};
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
-use crate::secure::{MaybeSecure, Secret};
+use crate::secure::Secret;
 use crate::wire::directory::{Down, PubInfo, PubState, SubInfo, Up};
-use crate::wire::peer::{Open, PeerMsg};
-use crate::wire::{Hello, PeerKind, HANDSHAKE_TIMEOUT};
+use crate::wire::peer::Open;
+use crate::wire::{Hello, PeerKind};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -113,7 +113,7 @@ impl Home {
     pub(crate) async fn conn_lost(&self, conn: u64, reason: String) {
         self.note(Note::ConnLost { conn, reason });
     }
-    fn next_conn_id(&self) -> u64 {
+    pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
@@ -196,7 +196,9 @@ pub(crate) fn spawn(
     let span = tracing::info_span!("node", name = %config.name, id = %id.short());
     // On loopback: sessions at HOST scope and narrower (connections within a host are never
     // encrypted).
-    tokio::spawn(accept_sessions(listener, hello.clone(), home.clone(), None).instrument(span.clone()));
+    tokio::spawn(
+        opening::accept_sessions(listener, hello.clone(), home.clone(), None).instrument(span.clone()),
+    );
     let state = State {
         id,
         hello,
@@ -286,7 +288,8 @@ impl State {
         info!(%addr, "listening for sessions from other hosts");
         let secret = self.secret.clone();
         tokio::spawn(
-            accept_sessions(listener, self.hello.clone(), self.home.clone(), secret).in_current_span(),
+            opening::accept_sessions(listener, self.hello.clone(), self.home.clone(), secret)
+                .in_current_span(),
         );
         self.lan_addr = Some(addr);
         Ok(addr)
@@ -307,8 +310,8 @@ impl State {
                 events,
                 reply,
             } => {
-                if let Err(reason) = Search::new(&search) {
-                    let _ = reply.send(Err(SubscribeError::InvalidSearch(reason)));
+                if let Err(e) = Search::new(&search) {
+                    let _ = reply.send(Err(SubscribeError::InvalidSearch(e)));
                     return;
                 }
                 let id = SubId::random();
@@ -775,162 +778,13 @@ impl State {
     /// Starts connecting to a publisher's process (or, for this process, a connection to itself).
     fn connect(&mut self, publisher: &PubInfo) {
         // (A publication of this very process is reached the same way, over loopback.)
-        let home = self.home.clone();
-        let (addr, expected, hello) = (publisher.addr, publisher.process, self.hello.clone());
-        let secret = self.secret.clone();
-        tokio::spawn(
-            async move {
-                let dialing = dial(addr, expected, &hello, secret.as_ref());
-                let note = match tokio::time::timeout(OPEN_TIMEOUT, dialing).await {
-                    Ok(Ok((transport, remote, peer))) => {
-                        let id = home.next_conn_id();
-                        let (conn, starter) = new_conn(id, transport, &remote, peer, home.clone());
-                        Note::Connected(conn, starter)
-                    }
-                    Ok(Err(reason)) => Note::ConnectFailed {
-                        remote: expected,
-                        reason,
-                    },
-                    Err(_) => Note::ConnectFailed {
-                        remote: expected,
-                        reason: "connect timed out".into(),
-                    },
-                };
-                home.note(note);
-            }
-            .in_current_span(),
+        let task = opening::dial_publisher(
+            self.home.clone(),
+            publisher.addr,
+            publisher.process,
+            self.hello.clone(),
+            self.secret.clone(),
         );
-    }
-}
-
-async fn dial(
-    addr: SocketAddr,
-    expected: ProcessId,
-    hello: &Hello,
-    secret: Option<&Secret>,
-) -> Result<(Transport, Hello, SocketAddr), String> {
-    // An unspecified address (`0.0.0.0:<port>`): a publisher on this host listening on every
-    // interface; reach it over loopback.
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    // Connections that cross hosts are encrypted when the LAN is; within a host, never.
-    let secret = secret.filter(|_| !crate::wire::is_local(addr));
-    let mut stream = MaybeSecure::connect(stream, secret)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    write_hello(&mut stream, hello).await.map_err(|e| e.to_string())?;
-    let remote = read_hello(&mut stream).await?;
-    if remote.id != expected {
-        return Err(format!(
-            "{addr} is now process {} ({}), not {}",
-            remote.id.short(),
-            remote.name,
-            expected.short()
-        ));
-    }
-    Ok((transport(stream), remote, addr))
-}
-
-fn transport(stream: MaybeSecure<TcpStream>) -> Transport {
-    match stream {
-        MaybeSecure::Plain(tcp) => Transport::Plain(tcp),
-        MaybeSecure::Secure(secure) => Transport::Secure(secure),
-    }
-}
-
-async fn write_hello<W: AsyncWrite + Unpin>(io: &mut W, hello: &Hello) -> std::io::Result<()> {
-    let body = serde_json::to_vec(&PeerMsg::Hello(hello.clone())).expect("a greeting encodes");
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    io.write_all(&frame).await?;
-    io.flush().await
-}
-
-/// Reads exactly one greeting frame (nothing beyond it), within the handshake deadline.
-async fn read_hello<R: AsyncRead + Unpin>(io: &mut R) -> Result<Hello, String> {
-    let read = async {
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > 64 * 1024 {
-            return Err(format!("greeting of {len} bytes is too large"));
-        }
-        let mut body = vec![0u8; len];
-        io.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-        match serde_json::from_slice::<PeerMsg<'_>>(&body) {
-            Ok(PeerMsg::Hello(hello)) => {
-                hello.check().map_err(|e| e.to_string())?;
-                Ok(hello)
-            }
-            Ok(_) => Err("expected a greeting".to_string()),
-            Err(e) => Err(format!("malformed greeting: {e}")),
-        }
-    };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, read)
-        .await
-        .map_err(|_| "no greeting in time".to_string())?
-}
-
-/// Accepts session connections on `listener`; with a `secret` (the LAN listener of an
-/// encrypted LAN), each that comes from another host must pass the Noise handshake first.
-async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home, secret: Option<Secret>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = home.shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "session accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (hello, home, secret) = (hello.clone(), home.clone(), secret.clone());
-        tokio::spawn(
-            async move {
-                let _ = stream.set_nodelay(true);
-                let secret = secret.filter(|_| !crate::wire::is_local(addr));
-                let secured =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, MaybeSecure::accept(stream, secret.as_ref()));
-                let mut stream = match secured.await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        warn!(%addr, reason = %e, "refused a session connection");
-                        return;
-                    }
-                    Err(_) => {
-                        warn!(%addr, "refused a session connection: no handshake in time");
-                        return;
-                    }
-                };
-                let remote = match read_hello(&mut stream).await {
-                    Ok(remote) => remote,
-                    Err(reason) => {
-                        warn!(%addr, %reason, "closing session connection: handshake failed");
-                        return;
-                    }
-                };
-                if write_hello(&mut stream, &hello).await.is_err() {
-                    return;
-                }
-                let (conn, starter) = new_conn(
-                    home.next_conn_id(),
-                    transport(stream),
-                    &remote,
-                    addr,
-                    home.clone(),
-                );
-                home.note(Note::Inbound(conn, starter));
-            }
-            .in_current_span(),
-        );
+        tokio::spawn(task.in_current_span());
     }
 }

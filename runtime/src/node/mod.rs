@@ -25,6 +25,7 @@
 
 mod connection;
 mod home;
+mod opening;
 mod outbox;
 mod session;
 mod transport;
@@ -172,11 +173,11 @@ pub enum PublishError {
 }
 
 /// Why a subscription was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SubscribeError {
-    /// The search is not a valid regular expression; the text is the regex compiler's.
-    #[error("invalid search: {0}")]
-    InvalidSearch(String),
+    /// The search is not a valid regular expression.
+    #[error(transparent)]
+    InvalidSearch(#[from] crate::directory::SearchError),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,

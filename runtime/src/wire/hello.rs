@@ -54,11 +54,23 @@ pub enum HelloError {
     /// A body codec this side does not have.
     #[error("codec {0:?} is not supported")]
     Codec(String),
+    /// A readable name over [`MAX_PEER_NAME`](crate::wire::MAX_PEER_NAME) bytes.
+    #[error("a name of {0} bytes (at most {max})", max = crate::wire::MAX_PEER_NAME)]
+    Name(usize),
 }
 
 impl Hello {
-    /// The greeting this side sends.
+    /// The greeting this side sends. A `name` over
+    /// [`MAX_PEER_NAME`](crate::wire::MAX_PEER_NAME) bytes is cut short (at a character).
     pub fn new(kind: PeerKind, id: ProcessId, scope: Scope, name: impl Into<String>) -> Self {
+        let mut name = name.into();
+        if name.len() > crate::wire::MAX_PEER_NAME {
+            let mut end = crate::wire::MAX_PEER_NAME;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+        }
         Hello {
             magic: MAGIC.to_string(),
             version: PROTOCOL_VERSION,
@@ -66,7 +78,7 @@ impl Hello {
             kind,
             id,
             scope,
-            name: name.into(),
+            name,
             listen: None,
         }
     }
@@ -81,6 +93,9 @@ impl Hello {
         }
         if self.codec != crate::wire::JsonCodec::NAME_STR {
             return Err(HelloError::Codec(self.codec.clone()));
+        }
+        if self.name.len() > crate::wire::MAX_PEER_NAME {
+            return Err(HelloError::Name(self.name.len()));
         }
         Ok(())
     }

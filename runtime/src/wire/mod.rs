@@ -8,20 +8,28 @@
 mod body;
 pub mod directory;
 pub(crate) mod frame;
+pub(crate) mod greeting;
 mod hello;
+pub(crate) mod opening;
 pub mod peer;
 #[cfg(test)]
 mod roundtrip;
 
 pub use body::{BodyCodec, JsonCodec};
 pub use frame::{MessageCodec, WireError};
+pub use greeting::{GreetingError, MAX_GREETING};
 pub use hello::{Hello, HelloError, PeerKind, MAGIC, PROTOCOL_VERSION};
+pub use opening::OpeningError;
 
 use std::time::Duration;
 
 /// The largest frame accepted on a directory link. Directory messages are small; anything
 /// larger is a fault or an attack, and closes that one connection.
 pub const MAX_DIRECTORY_FRAME: usize = 1 << 20;
+
+/// The longest readable name a greeting may carry ([`Hello::name`]), in bytes: what a
+/// directory keeps and reports for each of its children.
+pub const MAX_PEER_NAME: usize = 256;
 
 /// The largest frame accepted on a session between two processes (application messages).
 pub const MAX_SESSION_FRAME: usize = 16 << 20;

@@ -1,0 +1,95 @@
+//! Session connections begun: dialling a publisher's process, and accepting the connections of
+//! subscribers' processes. Both hand the greeted connection to the node as a [`Note`].
+
+use super::connection::{new_conn, Transport};
+use super::home::{Home, Note};
+use crate::ids::ProcessId;
+use crate::secure::{MaybeSecure, Secret};
+use crate::wire::opening::{self, next_connection, Opened};
+use crate::wire::{Hello, HANDSHAKE_TIMEOUT};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::{warn, Instrument};
+
+/// How long a publisher's process has to answer a new connection.
+pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connects to the publisher's process at `addr`, which must be process `expected`, and tells
+/// the node how it went.
+pub(crate) async fn dial_publisher(
+    home: Home,
+    addr: SocketAddr,
+    expected: ProcessId,
+    hello: Hello,
+    secret: Option<Secret>,
+) {
+    // An unspecified address (`0.0.0.0:<port>`): a publisher on this host listening on every
+    // interface; reach it over loopback.
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let note = match opening::dial(addr, &hello, secret.as_ref(), DIAL_TIMEOUT).await {
+        Ok((_, remote)) if remote.id != expected => Note::ConnectFailed {
+            remote: expected,
+            reason: format!(
+                "{addr} is now process {} ({}), not {}",
+                remote.id.short(),
+                remote.name,
+                expected.short()
+            ),
+        },
+        Ok((stream, remote)) => {
+            let (conn, starter) = new_conn(
+                home.next_conn_id(),
+                transport(stream),
+                &remote,
+                addr,
+                home.clone(),
+            );
+            Note::Connected(conn, starter)
+        }
+        Err(e) => Note::ConnectFailed {
+            remote: expected,
+            reason: e.to_string(),
+        },
+    };
+    home.note(note);
+}
+
+/// Accepts session connections on `listener` until the node stops; with a `secret` (the LAN
+/// listener of an encrypted LAN), each that comes from another host must pass the Noise
+/// handshake first.
+pub(crate) async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home, secret: Option<Secret>) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = home.shutdown.cancelled() => return,
+            a = next_connection(&listener, "session") => a,
+        };
+        let (hello, home, secret) = (hello.clone(), home.clone(), secret.clone());
+        let greeted = async move {
+            match opening::accept(stream, addr, &hello, secret.as_ref(), HANDSHAKE_TIMEOUT).await {
+                Ok((stream, remote)) => {
+                    let (conn, starter) = new_conn(
+                        home.next_conn_id(),
+                        transport(stream),
+                        &remote,
+                        addr,
+                        home.clone(),
+                    );
+                    home.note(Note::Inbound(conn, starter));
+                }
+                Err(e) => warn!(%addr, reason = %e, "refused a session connection"),
+            }
+        };
+        tokio::spawn(greeted.in_current_span());
+    }
+}
+
+fn transport(stream: Opened) -> Transport {
+    match stream {
+        MaybeSecure::Plain(tcp) => Transport::Plain(tcp),
+        MaybeSecure::Secure(secure) => Transport::Secure(secure),
+    }
+}
