@@ -292,18 +292,9 @@ impl BoundFront {
                 _ = &mut shutdown => return Ok(()),
             };
             let (stream, peer) = tokio::select! {
-                a = self.listener.accept() => match a {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of descriptors and the like: say so, breathe, go on.
-                        tracing::warn!(error = %e, "http accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                a = crate::wire::opening::next_connection(&self.listener, "http") => a,
                 _ = &mut shutdown => return Ok(()),
             };
-            let _ = stream.set_nodelay(true);
             let types = self.types.clone();
             let handler = handler.clone();
             tokio::spawn(async move {

@@ -46,7 +46,7 @@ pub use ids::{ProcessId, PubId, SessionId, SubId};
 pub use message::{Message, Received};
 pub use node::{
     Dropped, Event, FailKind, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RawReply,
-    RequestError, Role, SendError, Session, SubscribeError, Subscription,
+    RequestError, SendError, Session, SessionEnd, SubscribeError, Subscription,
 };
 pub use scope::{ParseScopeError, Scope};
 pub use wire::directory::PubState;

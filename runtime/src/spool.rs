@@ -195,7 +195,7 @@ impl Spool {
         if state.workers.iter().any(|w| w.session.id() == session.id()) {
             return;
         }
-        tracing::info!(worker = session.name(), at = %session.scope(), workers = state.workers.len() + 1, "worker joined the spool");
+        tracing::info!(worker = session.name(), at = %session.matched_at(), workers = state.workers.len() + 1, "worker joined the spool");
         state.workers.push(Worker {
             session,
             outstanding: 0,

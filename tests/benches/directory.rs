@@ -33,7 +33,7 @@ async fn available(sub: &mut Subscription, scope: Scope) -> layer_cake::Session 
             .expect("event in time")
             .expect("open")
         {
-            Event::Available(s) if s.scope() == scope => return s,
+            Event::Available(s) if s.matched_at() == scope => return s,
             _ => {}
         }
     }

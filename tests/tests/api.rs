@@ -63,7 +63,7 @@ async fn typed_messages_flow_both_ways_and_retraction_drops_both_sides() {
     let sub_side = session(next(&mut subscription).await);
     let pub_side = session(next(&mut publication).await);
     assert_eq!(sub_side.id(), pub_side.id());
-    assert_eq!((sub_side.name(), sub_side.scope()), ("tables", Scope::Host));
+    assert_eq!((sub_side.name(), sub_side.matched_at()), ("tables", Scope::Host));
     assert_eq!(sub_side.peer(), a.id());
     assert_eq!(pub_side.peer(), b.id());
 
@@ -169,7 +169,7 @@ async fn process_scope_matches_inside_one_process_without_any_directory() {
     assert_eq!(publication.status().at, Scope::Process);
     let mut subscription = n.subscribe("local", Scope::Process).await.unwrap();
     let s = session(next(&mut subscription).await);
-    assert_eq!(s.scope(), Scope::Process);
+    assert_eq!(s.matched_at(), Scope::Process);
     assert_eq!(s.peer_addr(), None, "in-process sessions use no socket");
     let asking = tokio::spawn(async move { s.request::<_, String>(&"ping", Duration::from_secs(5)).await });
     session(next(&mut publication).await);

@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
             Event::Delivered(s) => println!(
                 "delivered {} {} session={} subscriber={}",
                 s.name(),
-                s.scope(),
+                s.matched_at(),
                 s.id(),
                 s.peer().short()
             ),

@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
                 println!(
                     "available {} {} session={} publisher={} addr={}",
                     session.name(),
-                    session.scope(),
+                    session.matched_at(),
                     session.id(),
                     session.peer().short(),
                     session

@@ -16,7 +16,7 @@ use super::outbox::{encode, Outbox};
 use super::session::{Incoming, Reply, Session, SEND_TIMEOUT};
 pub(crate) use super::transport::Transport;
 use super::transport::{TcpReader, Writer};
-use super::{Dropped, Event, Home};
+use super::{Dropped, Event, ToNode};
 use crate::ids::{ProcessId, SessionId};
 use crate::wire::peer::{decode_frame, encode_control, FailKind, Open, PeerMsg};
 use crate::wire::{
@@ -153,16 +153,16 @@ impl Starter {
 }
 
 /// Creates the connection over `transport` with the process `remote` (its greeting read), and
-/// its task; `home` hears of sessions opening and ending.
+/// its task; `to_node` hears of sessions opening and ending.
 pub(crate) fn new_conn(
     id: u64,
     transport: Transport,
     remote: &crate::wire::Hello,
     remote_addr: SocketAddr,
-    home: Home,
+    to_node: ToNode,
 ) -> (Arc<Conn>, Starter) {
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let closed = home.shutdown.child_token();
+    let closed = to_node.shutdown.child_token();
     let (reader, writer, direct): (Box<dyn AsyncRead + Send + Unpin>, Writer, _) = match transport {
         Transport::Plain(tcp) => {
             let tcp = Arc::new(tcp);
@@ -182,7 +182,7 @@ pub(crate) fn new_conn(
         remote: remote.id,
         remote_name: remote.name.clone(),
         remote_addr,
-        within_process: remote.id == home.id,
+        within_process: remote.id == to_node.id,
         outbox: Outbox::new(direct, closed),
         pending: Mutex::new(HashMap::new()),
         next_corr: AtomicU64::new(0),
@@ -198,7 +198,7 @@ pub(crate) fn new_conn(
         conn: conn.clone(),
         sessions: HashMap::new(),
         deliveries: VecDeque::new(),
-        home,
+        to_node,
     };
     let starter = Starter(Box::pin(task.run(frames, writer, command_rx)));
     (conn, starter)
@@ -210,7 +210,7 @@ struct Task {
     /// Events the application's queue had no room for, in order. While any wait, no frame is
     /// read: a slow application holds back its own connection, nothing else.
     deliveries: VecDeque<(mpsc::Sender<Event>, Event)>,
-    home: Home,
+    to_node: ToNode,
 }
 
 type Frames = FramedRead<Box<dyn AsyncRead + Send + Unpin>, LengthDelimitedCodec>;
@@ -337,7 +337,7 @@ impl Task {
                     .await;
             }
         }
-        self.home.conn_lost(conn.id, reason).await;
+        self.to_node.conn_lost(conn.id, reason).await;
     }
 
     /// Hands `event` to the application, or queues it behind those already waiting.
@@ -500,7 +500,7 @@ impl Task {
                 }
                 self.sessions
                     .insert(session, Entry::Admitting { held: Vec::new() });
-                self.home.note(super::Note::InboundOpen {
+                self.to_node.note(super::Note::InboundOpen {
                     conn: self.conn.id,
                     open,
                 });
@@ -509,7 +509,7 @@ impl Task {
                 if let Some(Entry::Opening { session: s, events }) = self.sessions.remove(&session) {
                     self.deliver(&events, Event::Available(s.clone()));
                     self.sessions.insert(session, Entry::Open { session: s, events });
-                    self.home.note(super::Note::Opened {
+                    self.to_node.note(super::Note::Opened {
                         conn: self.conn.id,
                         session,
                     });
@@ -561,7 +561,7 @@ impl Task {
     }
 
     fn ended(&self, session: SessionId, reason: String) {
-        self.home.note(super::Note::SessionEnded {
+        self.to_node.note(super::Note::SessionEnded {
             conn: self.conn.id,
             session,
             reason,

@@ -1,6 +1,6 @@
 //! The application side: a [`Node`] is one process's membership of the directory tree.
 //!
-//! A node owns a task (the *home*) that runs this process's own directory engine at PROCESS
+//! A node owns a task (the *node task*, `task.rs`) that runs this process's own directory engine at PROCESS
 //! scope, holds the link to the parent directory (group-cake or host-cake), chooses the nearest
 //! publisher for each subscription, and opens and closes sessions. [`Node`], [`Publication`] and
 //! [`Subscription`] are handles that talk to it.
@@ -24,16 +24,18 @@
 //! ```
 
 mod connection;
-mod home;
 mod opening;
 mod outbox;
 mod session;
+mod task;
 mod transport;
 
 pub use crate::wire::peer::FailKind;
-pub(crate) use home::{Home, Note};
 pub use outbox::OUTBOX_LIMIT;
-pub use session::{DecodeError, Incoming, RawReply, RequestError, Role, SendError, Session, SEND_TIMEOUT};
+pub use session::{
+    DecodeError, Incoming, RawReply, RequestError, SendError, Session, SessionEnd, SEND_TIMEOUT,
+};
+pub(crate) use task::{Note, ToNode};
 
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
@@ -203,7 +205,7 @@ impl Dropped {
         Dropped {
             session: session.id(),
             name: session.name().to_string(),
-            scope: session.scope(),
+            scope: session.matched_at(),
             peer: session.peer(),
             reason,
         }
@@ -234,10 +236,10 @@ pub enum Event {
 struct NodeInner {
     id: ProcessId,
     name: String,
-    commands: mpsc::Sender<home::Command>,
+    commands: mpsc::Sender<task::Command>,
     /// Retractions from dropped handles. Unbounded because `Drop` cannot wait, but bounded in
     /// practice: each publication or subscription sends at most one.
-    drops: mpsc::UnboundedSender<home::Command>,
+    drops: mpsc::UnboundedSender<task::Command>,
     shutdown: CancellationToken,
     session_addr: SocketAddr,
 }
@@ -283,7 +285,7 @@ impl Node {
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let session_addr = listener.local_addr()?;
-        let (commands, drops) = home::spawn(id, config.clone(), listener, shutdown.clone());
+        let (commands, drops) = task::spawn(id, config.clone(), listener, shutdown.clone());
         tracing::info!(id = %id.short(), %session_addr, directory = ?config.directory, "node started");
         Ok(Node(Arc::new(NodeInner {
             id,
@@ -317,7 +319,7 @@ impl Node {
     pub async fn publish(&self, name: &str, scope: Scope) -> Result<Publication, PublishError> {
         let (reply, answer) = oneshot::channel();
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let cmd = home::Command::Publish {
+        let cmd = task::Command::Publish {
             name: name.to_string(),
             scope,
             events: events_tx,
@@ -344,7 +346,7 @@ impl Node {
     pub async fn subscribe(&self, search: &str, scope: Scope) -> Result<Subscription, SubscribeError> {
         let (reply, answer) = oneshot::channel();
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let cmd = home::Command::Subscribe {
+        let cmd = task::Command::Subscribe {
             search: search.to_string(),
             scope,
             events: events_tx,
@@ -370,7 +372,7 @@ impl Node {
         self.0.shutdown.cancel();
     }
 
-    fn dropped(&self, cmd: home::Command) {
+    fn dropped(&self, cmd: task::Command) {
         let _ = self.0.drops.send(cmd);
     }
 }
@@ -429,7 +431,7 @@ impl std::fmt::Debug for Publication {
 
 impl Drop for Publication {
     fn drop(&mut self) {
-        self.node.dropped(home::Command::Retract { id: self.id });
+        self.node.dropped(task::Command::Retract { id: self.id });
     }
 }
 
@@ -481,6 +483,6 @@ impl std::fmt::Debug for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.node.dropped(home::Command::Unsubscribe { id: self.id });
+        self.node.dropped(task::Command::Unsubscribe { id: self.id });
     }
 }

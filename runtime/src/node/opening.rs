@@ -2,7 +2,7 @@
 //! subscribers' processes. Both hand the greeted connection to the node as a [`Note`].
 
 use super::connection::{new_conn, Transport};
-use super::home::{Home, Note};
+use super::task::{Note, ToNode};
 use crate::ids::ProcessId;
 use crate::secure::{MaybeSecure, Secret};
 use crate::wire::opening::{self, next_connection, Opened};
@@ -18,7 +18,7 @@ pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connects to the publisher's process at `addr`, which must be process `expected`, and tells
 /// the node how it went.
 pub(crate) async fn dial_publisher(
-    home: Home,
+    to_node: ToNode,
     addr: SocketAddr,
     expected: ProcessId,
     hello: Hello,
@@ -42,11 +42,11 @@ pub(crate) async fn dial_publisher(
         },
         Ok((stream, remote)) => {
             let (conn, starter) = new_conn(
-                home.next_conn_id(),
+                to_node.next_conn_id(),
                 transport(stream),
                 &remote,
                 addr,
-                home.clone(),
+                to_node.clone(),
             );
             Note::Connected(conn, starter)
         }
@@ -55,30 +55,35 @@ pub(crate) async fn dial_publisher(
             reason: e.to_string(),
         },
     };
-    home.note(note);
+    to_node.note(note);
 }
 
 /// Accepts session connections on `listener` until the node stops; with a `secret` (the LAN
 /// listener of an encrypted LAN), each that comes from another host must pass the Noise
 /// handshake first.
-pub(crate) async fn accept_sessions(listener: TcpListener, hello: Hello, home: Home, secret: Option<Secret>) {
+pub(crate) async fn accept_sessions(
+    listener: TcpListener,
+    hello: Hello,
+    to_node: ToNode,
+    secret: Option<Secret>,
+) {
     loop {
         let (stream, addr) = tokio::select! {
-            _ = home.shutdown.cancelled() => return,
+            _ = to_node.shutdown.cancelled() => return,
             a = next_connection(&listener, "session") => a,
         };
-        let (hello, home, secret) = (hello.clone(), home.clone(), secret.clone());
+        let (hello, to_node, secret) = (hello.clone(), to_node.clone(), secret.clone());
         let greeted = async move {
             match opening::accept(stream, addr, &hello, secret.as_ref(), HANDSHAKE_TIMEOUT).await {
                 Ok((stream, remote)) => {
                     let (conn, starter) = new_conn(
-                        home.next_conn_id(),
+                        to_node.next_conn_id(),
                         transport(stream),
                         &remote,
                         addr,
-                        home.clone(),
+                        to_node.clone(),
                     );
-                    home.note(Note::Inbound(conn, starter));
+                    to_node.note(Note::Inbound(conn, starter));
                 }
                 Err(e) => warn!(%addr, reason = %e, "refused a session connection"),
             }

@@ -96,7 +96,7 @@ pub struct DecodeError {
 
 /// Which end of the session this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum SessionEnd {
     /// This process subscribed; the other end publishes.
     Subscriber,
     /// This process published; the other end subscribed.
@@ -107,7 +107,7 @@ struct SessionInner {
     id: SessionId,
     name: String,
     at: Scope,
-    role: Role,
+    end: SessionEnd,
     conn: Arc<Conn>,
 }
 
@@ -121,19 +121,19 @@ impl fmt::Debug for Session {
             .field("id", &self.0.id)
             .field("name", &self.0.name)
             .field("at", &self.0.at)
-            .field("role", &self.0.role)
+            .field("end", &self.0.end)
             .field("peer", &self.0.conn.remote.short())
             .finish()
     }
 }
 
 impl Session {
-    pub(crate) fn new(id: SessionId, name: String, at: Scope, role: Role, conn: Arc<Conn>) -> Session {
+    pub(crate) fn new(id: SessionId, name: String, at: Scope, end: SessionEnd, conn: Arc<Conn>) -> Session {
         Session(Arc::new(SessionInner {
             id,
             name,
             at,
-            role,
+            end,
             conn,
         }))
     }
@@ -148,14 +148,15 @@ impl Session {
         &self.0.name
     }
 
-    /// The scope of the directory that matched the two ends (how near the publisher is).
-    pub fn scope(&self) -> Scope {
+    /// The scope of the directory that matched the two ends: how near the publisher is
+    /// (GROUP nearest, then HOST, then LAN).
+    pub fn matched_at(&self) -> Scope {
         self.0.at
     }
 
-    /// Which end this process is.
-    pub fn role(&self) -> Role {
-        self.0.role
+    /// Which end of the session this process is.
+    pub fn end(&self) -> SessionEnd {
+        self.0.end
     }
 
     /// The process at the other end.

@@ -1,4 +1,4 @@
-//! The home: the one task that owns a node's state.
+//! The node task: the one task that owns a node's state.
 //!
 //! It runs the process's directory [`Engine`] at PROCESS scope (so publications and
 //! subscriptions within the process match without any daemon), keeps the [`uplink`] to the
@@ -7,23 +7,28 @@
 //! [`Command`]s; connection tasks send it [`Note`]s. It never waits on a socket or on an
 //! application: what a session's application hears is decided by its connection's task.
 
-use super::connection::{Conn, ConnCommand, Starter};
+mod publishing;
+mod subscribing;
+mod timers;
+
+use self::publishing::{LocalPub, PublishReply};
+use self::subscribing::{LocalSub, Outbound};
+use self::timers::{Due, Timers};
+use super::connection::{Conn, Starter};
 use super::opening;
-use super::session::{Role, Session};
-use super::{Event, NodeConfig, PublishError, PublishStatus, SubscribeError};
+use super::{Event, NodeConfig, SubscribeError};
 use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
-use crate::directory::{Action, Attachments, Engine, Output, Search};
+use crate::directory::{Action, Attachments, Engine, Output};
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
 use crate::secure::Secret;
-use crate::wire::directory::{Down, PubInfo, PubState, SubInfo, Up};
+use crate::wire::directory::{Down, Up};
 use crate::wire::peer::Open;
 use crate::wire::{Hello, PeerKind};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -32,16 +37,6 @@ use tracing::{debug, info, warn, Instrument};
 
 /// The engine link that stands for this process's own API.
 const LOCAL: u64 = 0;
-/// How long a publisher has to accept a session.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long `publish` waits for the parent directory's answer before answering itself.
-const PUBLISH_ANSWER: Duration = Duration::from_secs(2);
-/// How often timeouts are checked.
-const TICK: Duration = Duration::from_millis(250);
-/// How often routes whose sessions failed are tried again (while nothing else is attached).
-const RETRY: Duration = Duration::from_secs(1);
-
-type PublishReply = oneshot::Sender<Result<(PubId, PublishStatus), PublishError>>;
 
 /// Requests from the handles.
 pub(crate) enum Command {
@@ -96,7 +91,7 @@ pub(crate) enum Note {
 
 /// What connection tasks hold to report to the node task.
 #[derive(Clone)]
-pub(crate) struct Home {
+pub(crate) struct ToNode {
     /// This process.
     pub(crate) id: ProcessId,
     /// Unbounded so that a connection's task never waits on the node; bounded in practice by
@@ -106,7 +101,7 @@ pub(crate) struct Home {
     next_conn: Arc<AtomicU64>,
 }
 
-impl Home {
+impl ToNode {
     pub(crate) fn note(&self, note: Note) {
         let _ = self.notes.send(note);
     }
@@ -118,32 +113,12 @@ impl Home {
     }
 }
 
-struct LocalPub {
-    info: PubInfo,
-    events: mpsc::Sender<Event>,
-    /// Sessions subscribers opened with it: (connection, session).
-    sessions: HashSet<(u64, SessionId)>,
-    /// The caller of `publish`, until a directory answers.
-    reply: Option<(PublishReply, Instant)>,
-    /// A change of standing the application's queue had no room for.
-    status_due: Option<(Scope, PubState)>,
-}
-
-struct LocalSub {
-    events: mpsc::Sender<Event>,
-}
-
 struct ConnEntry {
     conn: Arc<Conn>,
     outbound: bool,
 }
 
-enum Outbound {
-    Connecting(Vec<(SessionId, SubId, Scope, PubInfo)>),
-    Ready(u64),
-}
-
-struct State {
+pub(crate) struct NodeTask {
     id: ProcessId,
     hello: Hello,
     /// The LAN's secret: sessions with LAN publications (ours and others') are encrypted.
@@ -168,14 +143,14 @@ struct State {
     sub_sessions: HashMap<SessionId, (u64, Option<Instant>)>,
     /// Publisher-side sessions, to the publication they are with.
     pub_sessions: HashMap<(u64, SessionId), PubId>,
-    /// When failed routes may next be retried.
-    next_retry: Instant,
-    home: Home,
+    /// Deadlines: publish answers, session opens, retries of failed routes.
+    timers: Timers,
+    to_node: ToNode,
     out: Vec<Output>,
     actions: Vec<Action>,
 }
 
-/// Starts the home task; returns where handles send commands.
+/// Starts the to_node task; returns where handles send commands.
 pub(crate) fn spawn(
     id: ProcessId,
     config: NodeConfig,
@@ -185,7 +160,7 @@ pub(crate) fn spawn(
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (drop_tx, drop_rx) = mpsc::unbounded_channel();
     let (note_tx, note_rx) = mpsc::unbounded_channel();
-    let home = Home {
+    let to_node = ToNode {
         id,
         notes: note_tx,
         shutdown: shutdown.clone(),
@@ -197,9 +172,9 @@ pub(crate) fn spawn(
     // On loopback: sessions at HOST scope and narrower (connections within a host are never
     // encrypted).
     tokio::spawn(
-        opening::accept_sessions(listener, hello.clone(), home.clone(), None).instrument(span.clone()),
+        opening::accept_sessions(listener, hello.clone(), to_node.clone(), None).instrument(span.clone()),
     );
-    let state = State {
+    let state = NodeTask {
         id,
         hello,
         secret: config.secret,
@@ -217,8 +192,8 @@ pub(crate) fn spawn(
         outbound: HashMap::new(),
         sub_sessions: HashMap::new(),
         pub_sessions: HashMap::new(),
-        next_retry: Instant::now(),
-        home,
+        timers: Timers::default(),
+        to_node,
         out: Vec::new(),
         actions: Vec::new(),
     };
@@ -226,14 +201,14 @@ pub(crate) fn spawn(
     (cmd_tx, drop_tx)
 }
 
-impl State {
+impl NodeTask {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut drops: mpsc::UnboundedReceiver<Command>,
         mut notes: mpsc::UnboundedReceiver<Note>,
     ) {
-        let shutdown = self.home.shutdown.clone();
+        let shutdown = self.to_node.shutdown.clone();
         let (up_tx, mut up_rx) = mpsc::channel(1024);
         if let Some(addr) = self.directory {
             self.uplink = Some(uplink::spawn(
@@ -244,8 +219,6 @@ impl State {
                 shutdown.clone(),
             ));
         }
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -263,7 +236,7 @@ impl State {
                 Some(cmd) = drops.recv() => self.on_command(cmd),
                 Some(note) = notes.recv() => self.on_note(note),
                 Some(event) = up_rx.recv() => self.on_uplink(event),
-                _ = tick.tick() => self.on_tick(),
+                due = self.timers.next() => self.on_due(due),
             }
             self.flush();
         }
@@ -288,7 +261,7 @@ impl State {
         info!(%addr, "listening for sessions from other hosts");
         let secret = self.secret.clone();
         tokio::spawn(
-            opening::accept_sessions(listener, self.hello.clone(), self.home.clone(), secret)
+            opening::accept_sessions(listener, self.hello.clone(), self.to_node.clone(), secret)
                 .in_current_span(),
         );
         self.lan_addr = Some(addr);
@@ -309,103 +282,9 @@ impl State {
                 scope,
                 events,
                 reply,
-            } => {
-                if let Err(e) = Search::new(&search) {
-                    let _ = reply.send(Err(SubscribeError::InvalidSearch(e)));
-                    return;
-                }
-                let id = SubId::random();
-                info!(%search, %scope, id = %id.short(), "subscribed");
-                self.subs.insert(id, LocalSub { events });
-                let _ = reply.send(Ok(id));
-                let info = SubInfo {
-                    id,
-                    search,
-                    scope,
-                    process: self.id,
-                };
-                self.engine.from_child(LOCAL, Up::Subscribe(info), &mut self.out);
-            }
-            Command::Unsubscribe { id } => {
-                if self.subs.remove(&id).is_some() {
-                    info!(id = %id.short(), "subscription cleared");
-                    self.engine
-                        .from_child(LOCAL, Up::Unsubscribe { id }, &mut self.out);
-                    self.attach.unsubscribe(id, &mut self.actions);
-                }
-            }
+            } => self.subscribe(search, scope, events, reply),
+            Command::Unsubscribe { id } => self.unsubscribe(id),
         }
-    }
-
-    fn publish(&mut self, name: String, scope: Scope, events: mpsc::Sender<Event>, reply: PublishReply) {
-        let valid = !name.is_empty()
-            && name.len() <= 1024
-            && !name.chars().any(|c| c.is_control() || c.is_whitespace());
-        if !valid {
-            let _ = reply.send(Err(PublishError::InvalidName(name)));
-            return;
-        }
-        if self.pubs.values().any(|p| p.info.name == name) {
-            let _ = reply.send(Err(PublishError::AlreadyPublished(name)));
-            return;
-        }
-        let addr = if scope >= Scope::Lan {
-            match self.lan_listener() {
-                Ok(addr) => addr,
-                Err(e) => {
-                    let _ = reply.send(Err(PublishError::Listen(e.to_string())));
-                    return;
-                }
-            }
-        } else {
-            self.session_addr
-        };
-        let id = PubId::random();
-        let info = PubInfo {
-            id,
-            name,
-            scope,
-            process: self.id,
-            addr,
-        };
-        info!(name = %info.name, %scope, id = %id.short(), "publishing");
-        let deadline = Instant::now() + PUBLISH_ANSWER;
-        self.pubs.insert(
-            id,
-            LocalPub {
-                info: info.clone(),
-                events,
-                sessions: HashSet::new(),
-                reply: Some((reply, deadline)),
-                status_due: None,
-            },
-        );
-        self.engine.from_child(LOCAL, Up::Publish(info), &mut self.out);
-    }
-
-    fn retract(&mut self, id: PubId) {
-        let Some(p) = self.pubs.remove(&id) else { return };
-        info!(name = %p.info.name, id = %id.short(), "publication retracted");
-        self.engine.from_child(LOCAL, Up::Retract { id }, &mut self.out);
-        for (conn, session) in p.sessions {
-            self.pub_sessions.remove(&(conn, session));
-            self.close_session(conn, session, "publication retracted");
-        }
-    }
-
-    /// Ends a session from this side: stop delivering it (announcing `Dropped`), tell the peer.
-    fn close_session(&mut self, conn: u64, session: SessionId, reason: &'static str) {
-        if let Some(entry) = self.conns.get(&conn) {
-            entry.conn.command(ConnCommand::Close {
-                session,
-                reason: reason.to_string(),
-            });
-        }
-    }
-
-    /// Is the parent expected to answer a publication soon?
-    fn parent_answers(&self) -> bool {
-        self.uplink.is_some() && (self.parent_epoch.is_some() || !self.parent_unreachable)
     }
 
     fn on_down(&mut self, frame: Down) {
@@ -423,39 +302,6 @@ impl State {
             | Down::Pong { .. }
             | Down::AskSessions { .. }
             | Down::Sessions { .. } => {}
-        }
-    }
-
-    fn on_pub_status(&mut self, id: PubId, at: Scope, state: PubState) {
-        let parent_answers = self.parent_answers();
-        let Some(p) = self.pubs.get_mut(&id) else { return };
-        if let PubState::Standby { holder } = &state {
-            warn!(name = %p.info.name, %at, holder = %holder.short(), "publication is a standby: another process holds the name");
-        }
-        let waiting_for_parent = at == Scope::Process && p.info.scope > Scope::Process && parent_answers;
-        if waiting_for_parent {
-            return;
-        }
-        if let Some((reply, _)) = p.reply.take() {
-            let answer = match state {
-                PubState::Refused { reason } => Err(PublishError::Refused { at, reason }),
-                state => Ok((id, PublishStatus { at, state })),
-            };
-            let refused = answer.is_err();
-            let _ = reply.send(answer);
-            if refused {
-                self.retract(id);
-            }
-        } else if at > Scope::Process {
-            // Only the latest standing matters: if the application is behind, keep it until the
-            // next tick rather than queueing without bound.
-            if let Err(mpsc::error::TrySendError::Full(Event::Status { at, state })) =
-                p.events.try_send(Event::Status { at, state })
-            {
-                p.status_due = Some((at, state));
-            } else {
-                p.status_due = None;
-            }
         }
     }
 
@@ -485,63 +331,45 @@ impl State {
                     self.parent_epoch = None;
                     self.engine.parent_lost(&mut self.out);
                 }
-                self.answer_waiting_publishers(false);
+                self.answer_waiting_publishers();
             }
             UplinkEvent::Unreachable => {
                 self.parent_unreachable = true;
-                self.answer_waiting_publishers(false);
+                self.answer_waiting_publishers();
             }
         }
     }
 
-    /// Answers `publish` callers still waiting for the parent (all of them, or only those past
-    /// their deadline) with the process's own standing.
-    fn answer_waiting_publishers(&mut self, only_expired: bool) {
-        let now = Instant::now();
-        for (id, p) in &mut self.pubs {
-            if p.reply
-                .as_ref()
-                .is_some_and(|(_, deadline)| !only_expired || *deadline <= now)
-            {
-                let (reply, _) = p.reply.take().expect("checked");
-                let status = PublishStatus {
-                    at: Scope::Process,
-                    state: PubState::Active,
-                };
-                let _ = reply.send(Ok((*id, status)));
+    fn on_due(&mut self, due: Due) {
+        match due {
+            Due::PublishAnswer(id) => self.answer_if_still_waiting(id),
+            Due::Status(id) => self.offer_status(id),
+            Due::OpenDeadline(session) => {
+                let expired = self
+                    .sub_sessions
+                    .get(&session)
+                    .is_some_and(|(_, deadline)| deadline.is_some_and(|d| d <= Instant::now()));
+                if expired {
+                    if let Some((conn, _)) = self.sub_sessions.remove(&session) {
+                        self.close_session(conn, session, "open timed out");
+                    }
+                    self.session_failed(session, "the publisher did not answer");
+                }
             }
-        }
-    }
-
-    fn on_tick(&mut self) {
-        self.answer_waiting_publishers(true);
-        for p in self.pubs.values_mut() {
-            if let Some((at, state)) = p.status_due.take() {
-                if let Err(mpsc::error::TrySendError::Full(Event::Status { at, state })) =
-                    p.events.try_send(Event::Status { at, state })
-                {
-                    p.status_due = Some((at, state));
+            Due::Retry => {
+                if self.attach.has_idle() {
+                    self.attach.retry(&mut self.actions);
+                    self.timers.retry_soon();
                 }
             }
         }
-        let now = Instant::now();
-        let expired: Vec<SessionId> = self
-            .sub_sessions
-            .iter()
-            .filter(|(_, (_, deadline))| deadline.is_some_and(|d| d <= now))
-            .map(|(s, _)| *s)
-            .collect();
-        for session in expired {
-            if let Some((conn, _)) = self.sub_sessions.remove(&session) {
-                self.close_session(conn, session, "open timed out");
-            }
-            self.attach
-                .ended(session, "the publisher did not answer", &mut self.actions);
-        }
-        if self.attach.has_idle() && now >= self.next_retry {
-            self.next_retry = now + RETRY;
-            self.attach.retry(&mut self.actions);
-        }
+    }
+
+    /// A subscriber's session failed or ended: the attachments choose another publisher, and
+    /// routes left without one are tried again later.
+    fn session_failed(&mut self, session: SessionId, reason: &str) {
+        self.attach.ended(session, reason, &mut self.actions);
+        self.timers.retry_soon();
     }
 
     fn on_note(&mut self, note: Note) {
@@ -572,7 +400,7 @@ impl State {
                 debug!(remote = %remote.short(), %reason, "could not reach a publisher");
                 if let Some(Outbound::Connecting(waiting)) = self.outbound.remove(&remote) {
                     for (session, ..) in waiting {
-                        self.attach.ended(session, &reason, &mut self.actions);
+                        self.session_failed(session, &reason);
                     }
                 }
             }
@@ -592,7 +420,7 @@ impl State {
             } => {
                 if self.sub_sessions.get(&session).is_some_and(|(c, _)| *c == conn) {
                     self.sub_sessions.remove(&session);
-                    self.attach.ended(session, &reason, &mut self.actions);
+                    self.session_failed(session, &reason);
                 } else if let Some(publication) = self.pub_sessions.remove(&(conn, session)) {
                     if let Some(p) = self.pubs.get_mut(&publication) {
                         p.sessions.remove(&(conn, session));
@@ -623,43 +451,7 @@ impl State {
             }
             self.attach
                 .process_lost(entry.conn.remote, &reason, &mut self.actions);
-        }
-    }
-
-    fn inbound_open(&mut self, conn: u64, open: Open) {
-        let Some(entry) = self.conns.get(&conn) else {
-            return;
-        };
-        let session = open.session;
-        // A peer on another host may open only publications that reach other hosts.
-        let from_afar = !crate::wire::is_local(entry.conn.remote_addr);
-        match self
-            .pubs
-            .get_mut(&open.publication)
-            .filter(|p| p.info.name == open.name)
-        {
-            Some(p) if from_afar && p.info.scope < Scope::Lan => {
-                warn!(name = %p.info.name, peer = %entry.conn.remote_name, addr = ?entry.conn.remote_addr, "refused a session from another host to a {} publication", p.info.scope);
-                let reason = format!(
-                    "{:?} is published at {} scope: not reachable from other hosts",
-                    open.name, p.info.scope
-                );
-                entry.conn.command(ConnCommand::Refuse { session, reason });
-            }
-            Some(p) => {
-                let s = Session::new(session, open.name, open.at, Role::Publisher, entry.conn.clone());
-                info!(name = %p.info.name, peer = %entry.conn.remote_name, peer_id = %entry.conn.remote.short(), %session, "session delivered");
-                entry.conn.command(ConnCommand::Admit {
-                    session: s,
-                    events: p.events.clone(),
-                });
-                p.sessions.insert((conn, session));
-                self.pub_sessions.insert((conn, session), open.publication);
-            }
-            None => {
-                let reason = format!("no publication {:?} here (retracted?)", open.name);
-                entry.conn.command(ConnCommand::Refuse { session, reason });
-            }
+            self.timers.retry_soon();
         }
     }
 
@@ -688,103 +480,5 @@ impl State {
                 self.act(action);
             }
         }
-    }
-
-    fn act(&mut self, action: Action) {
-        match action {
-            Action::Open {
-                session,
-                sub,
-                at,
-                publisher,
-            } => {
-                if !self.subs.contains_key(&sub) {
-                    return;
-                }
-                match self.outbound.get_mut(&publisher.process) {
-                    Some(Outbound::Ready(conn)) => {
-                        let conn = *conn;
-                        self.open(conn, session, sub, at, publisher);
-                    }
-                    Some(Outbound::Connecting(waiting)) => waiting.push((session, sub, at, publisher)),
-                    None => {
-                        self.connect(&publisher);
-                        self.outbound.insert(
-                            publisher.process,
-                            Outbound::Connecting(vec![(session, sub, at, publisher)]),
-                        );
-                    }
-                }
-            }
-            Action::Close {
-                session,
-                process,
-                reason,
-            } => {
-                if let Some((conn, _)) = self.sub_sessions.remove(&session) {
-                    self.close_session(conn, session, reason);
-                } else if let Some(Outbound::Connecting(waiting)) = self.outbound.get_mut(&process) {
-                    waiting.retain(|(s, ..)| *s != session);
-                }
-            }
-            Action::Available {
-                session,
-                at,
-                publisher,
-                ..
-            } => {
-                info!(name = %publisher.name, %at, publisher = %publisher.process.short(), %session, "available");
-            }
-            Action::Dropped {
-                session,
-                at,
-                publisher,
-                reason,
-                ..
-            } => {
-                info!(name = %publisher.name, %at, publisher = %publisher.process.short(), %session, %reason, "dropped");
-            }
-        }
-    }
-
-    fn open(&mut self, conn: u64, session: SessionId, sub: SubId, at: Scope, publisher: PubInfo) {
-        let (Some(entry), Some(local)) = (self.conns.get(&conn), self.subs.get(&sub)) else {
-            self.attach.ended(session, "connection gone", &mut self.actions);
-            return;
-        };
-        let s = Session::new(
-            session,
-            publisher.name.clone(),
-            at,
-            Role::Subscriber,
-            entry.conn.clone(),
-        );
-        let open = Open {
-            session,
-            publication: publisher.id,
-            name: publisher.name,
-            subscription: sub,
-            at,
-        };
-        entry.conn.command(ConnCommand::Open {
-            session: s,
-            events: local.events.clone(),
-            open,
-        });
-        self.sub_sessions
-            .insert(session, (conn, Some(Instant::now() + OPEN_TIMEOUT)));
-    }
-
-    /// Starts connecting to a publisher's process (or, for this process, a connection to itself).
-    fn connect(&mut self, publisher: &PubInfo) {
-        // (A publication of this very process is reached the same way, over loopback.)
-        let task = opening::dial_publisher(
-            self.home.clone(),
-            publisher.addr,
-            publisher.process,
-            self.hello.clone(),
-            self.secret.clone(),
-        );
-        tokio::spawn(task.in_current_span());
     }
 }
