@@ -265,7 +265,15 @@ impl From<SpoolError> for HttpError {
 /// retried once on another worker if the first goes before answering; a POST is not.
 pub async fn forward(spool: &Spool, request: HttpRequest) -> Result<HttpReply, HttpError> {
     let reply = spool
-        .request_raw(request.type_name(), request.json(), request.idempotent())
+        .request_raw(
+            request.type_name(),
+            request.json(),
+            if request.idempotent() {
+                crate::spool::Idempotence::Idempotent
+            } else {
+                crate::spool::Idempotence::Once
+            },
+        )
         .await?;
     Ok(reply.into())
 }

@@ -45,8 +45,9 @@ pub use directory::{Search, SearchError};
 pub use ids::{ProcessId, PubId, SessionId, SubId};
 pub use message::{Message, Received};
 pub use node::{
-    Dropped, Event, FailKind, Incoming, Node, NodeConfig, Publication, PublishError, PublishStatus, RawReply,
-    RequestError, SendError, Session, SessionEnd, SubscribeError, Subscription,
+    DropReason, Dropped, FailKind, Incoming, Node, NodeBuilder, NodeConfig, NodeStopped, ParentState,
+    Publication, PublicationEvent, PublishError, PublishStatus, RawReply, RequestError, SendError, Session,
+    SessionEnd, SubscribeError, Subscription, SubscriptionEvent,
 };
 pub use scope::{ParseScopeError, Scope};
 pub use wire::directory::PubState;

@@ -7,7 +7,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use layer_cake::{Node, Scope};
-//! use layer_cake::spool::{Spool, SpoolConfig};
+//! use layer_cake::spool::{Idempotence, Spool, SpoolConfig};
 //!
 //! #[derive(serde::Serialize)]
 //! struct Xy { x: usize, y: usize }
@@ -17,7 +17,7 @@
 //! let workers = node.subscribe("test-multihosting:worker-10:[-a-f0-9]+", Scope::Host).await?;
 //! let spool = Spool::new(SpoolConfig::default());
 //! spool.feed(workers);
-//! let table: Vec<Vec<f64>> = spool.request(&Xy { x: 2, y: 2 }, true).await?;
+//! let table: Vec<Vec<f64>> = spool.request(&Xy { x: 2, y: 2 }, Idempotence::Idempotent).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -40,7 +40,7 @@
 
 use crate::ids::SessionId;
 use crate::message::{Message, Received};
-use crate::node::{DecodeError, Event, RawReply, RequestError, Session, Subscription};
+use crate::node::{DecodeError, RawReply, RequestError, Session, Subscription, SubscriptionEvent};
 use crate::wire::peer::FailKind;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,17 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// Whether a request may be run twice: what the spool does when its worker goes before
+/// answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotence {
+    /// Run at most once: if its worker goes before answering, the request fails with
+    /// [`SpoolError::WorkerLost`].
+    Once,
+    /// Safe to run again: if its worker goes before answering, it is sent to another.
+    Idempotent,
+}
 
 /// A spool's bounds and deadline.
 #[derive(Debug, Clone)]
@@ -238,8 +249,8 @@ impl Spool {
         tokio::spawn(async move {
             while let Some(event) = subscription.next().await {
                 match event {
-                    Event::Available(session) => spool.join(session),
-                    Event::Dropped(d) => {
+                    SubscriptionEvent::Available(session) => spool.join(session),
+                    SubscriptionEvent::Dropped(d) => {
                         spool.leave(d.session);
                     }
                     _ => {}
@@ -248,15 +259,15 @@ impl Spool {
         })
     }
 
-    /// Sends `request` to a worker and waits for its answer. `idempotent`: the request may
-    /// be sent again, to another worker, if the first one goes before answering.
-    pub async fn request<Q, R>(&self, request: &Q, idempotent: bool) -> Result<R, SpoolError>
+    /// Sends `request` to a worker and waits for its answer. With [`Idempotence::Idempotent`]
+    /// the request may be sent again, to another worker, if the first one goes before answering.
+    pub async fn request<Q, R>(&self, request: &Q, idempotence: Idempotence) -> Result<R, SpoolError>
     where
         Q: Message + ?Sized,
         R: Received,
     {
         let body = serde_json::value::to_raw_value(request).map_err(|e| SpoolError::Send(e.to_string()))?;
-        let reply = self.request_raw(Q::NAME, &body, idempotent).await?;
+        let reply = self.request_raw(Q::NAME, &body, idempotence).await?;
         Ok(reply.decode()?)
     }
 
@@ -266,11 +277,14 @@ impl Spool {
         &self,
         type_name: &str,
         body: &RawValue,
-        idempotent: bool,
+        idempotence: Idempotence,
     ) -> Result<RawReply, SpoolError> {
         let deadline = self.0.config.deadline;
         let until = Instant::now() + deadline;
-        let mut tries_left = if idempotent { 2 } else { 1 };
+        let mut tries_left = match idempotence {
+            Idempotence::Idempotent => 2,
+            Idempotence::Once => 1,
+        };
         loop {
             tries_left -= 1;
             let lease = self.lease(until).await?;

@@ -10,7 +10,7 @@
 //!   process's publication is `Available` again.
 //! - **RSS** of group-cake alone (no home), with 1 role, and with 100 roles.
 
-use layer_cake::{Event, Node, NodeConfig, Scope, Subscription};
+use layer_cake::{Node, NodeConfig, Scope, Subscription, SubscriptionEvent};
 use layer_cake_tests::bin;
 use layer_cake_tests::home::TestHome;
 use nix::sys::signal::{kill, Signal};
@@ -36,7 +36,7 @@ async fn watcher(t: &TestHome) -> (Node, Subscription) {
     (node, sub)
 }
 
-async fn next(sub: &mut Subscription) -> Event {
+async fn next(sub: &mut Subscription) -> SubscriptionEvent {
     tokio::time::timeout(DEADLINE, sub.next())
         .await
         .expect("an event in time")
@@ -92,7 +92,7 @@ async fn main() {
     // One role.
     t.ok(&["start", "one"]);
     let (node, mut sub) = watcher(&t).await;
-    while !matches!(next(&mut sub).await, Event::Available(_)) {}
+    while !matches!(next(&mut sub).await, SubscriptionEvent::Available(_)) {}
     let rss_one = layer_cake_tests::procfs::rss_kib(status(&t)["pid"].as_u64().unwrap() as u32);
     drop((sub, node));
     t.ok(&["stop"]);
@@ -106,7 +106,7 @@ async fn main() {
         let (node, mut sub) = watcher(&t).await;
         let mut seen = HashSet::new();
         while seen.len() < ROLES {
-            if let Event::Available(s) = next(&mut sub).await {
+            if let SubscriptionEvent::Available(s) = next(&mut sub).await {
                 seen.insert(s.name().to_string());
             }
         }
@@ -128,7 +128,7 @@ async fn main() {
                 kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
                 let name = format!("role:{role}");
                 loop {
-                    if let Event::Available(s) = next(&mut sub).await {
+                    if let SubscriptionEvent::Available(s) = next(&mut sub).await {
                         if s.name() == name {
                             break;
                         }

@@ -11,7 +11,7 @@
 //! - **session rtt**: request/response of a 64-byte string over a session to another process.
 //! - **raw tcp rtt**: the same payload through a plain tokio TCP echo in another process.
 
-use layer_cake::{Event, Node, NodeConfig, Scope, Subscription};
+use layer_cake::{Node, NodeConfig, Scope, Subscription, SubscriptionEvent};
 use layer_cake_tests::{Daemon, Proc, WAIT};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ async fn available(sub: &mut Subscription, scope: Scope) -> layer_cake::Session 
             .expect("event in time")
             .expect("open")
         {
-            Event::Available(s) if s.matched_at() == scope => return s,
+            SubscriptionEvent::Available(s) if s.matched_at() == scope => return s,
             _ => {}
         }
     }

@@ -12,7 +12,7 @@
 //! (`idle:<s>:<k>:.*`, no regular expression compiled), half general patterns
 //! (`idle:<s>:<k>:[a-z]+`), so each kind's memory shows.
 
-use layer_cake::{Event, Node, NodeConfig, Publication, Scope, Subscription};
+use layer_cake::{Node, NodeConfig, Publication, Scope, Subscription, SubscriptionEvent};
 use layer_cake_tests::procfs::{fd_count, rss_kib};
 use layer_cake_tests::{Daemon, WAIT};
 use std::net::SocketAddr;
@@ -41,7 +41,7 @@ async fn probe_once(directory: SocketAddr) -> Duration {
     let t = Instant::now();
     let _publication = publisher.publish("sync", Scope::Host).await.unwrap();
     loop {
-        if let Event::Available(_) = tokio::time::timeout(WAIT, sub.next())
+        if let SubscriptionEvent::Available(_) = tokio::time::timeout(WAIT, sub.next())
             .await
             .expect("in time")
             .expect("open")
@@ -70,16 +70,16 @@ async fn probe(directory: SocketAddr) -> (Duration, Duration) {
                 .expect("in time")
                 .expect("open")
             {
-                Event::Available(s) if s.name() == format!("probe:{k}") => break,
+                SubscriptionEvent::Available(s) if s.name() == format!("probe:{k}") => break,
                 _ => {}
             }
         }
         if k > 0 {
             samples.push(t.elapsed());
         }
-        publication.retract();
+        publication.retract().await.expect("the node runs");
         loop {
-            if let Event::Dropped(_) = tokio::time::timeout(WAIT, sub.next())
+            if let SubscriptionEvent::Dropped(_) = tokio::time::timeout(WAIT, sub.next())
                 .await
                 .expect("in time")
                 .expect("open")

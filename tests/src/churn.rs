@@ -3,7 +3,7 @@
 //! with a long-lived publisher demo, exchanges a request, and goes.
 
 use crate::WAIT;
-use layer_cake::{Event, Node, NodeConfig, Scope};
+use layer_cake::{Node, NodeConfig, Scope, SubscriptionEvent};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -42,7 +42,7 @@ pub async fn cycle(directory: SocketAddr, scope: Scope, anchor: &str, i: u64) {
     let mut sub = n.subscribe(anchor, scope).await.expect("subscribes");
     let session = loop {
         match tokio::time::timeout(WAIT, sub.next()).await {
-            Ok(Some(Event::Available(s))) => break s,
+            Ok(Some(SubscriptionEvent::Available(s))) => break s,
             Ok(Some(_)) => continue,
             Ok(None) => panic!("the subscription ended"),
             Err(_) => panic!("no session with {anchor} within {WAIT:?}"),

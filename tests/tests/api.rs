@@ -1,11 +1,17 @@
 //! The application API against a real host-cake: sessions, typed messages both ways,
 //! request deadlines, retraction and clearing, in-process matching, refusals.
 
-use layer_cake::{Event, Node, NodeConfig, PublishError, RequestError, Scope, Session, SubscribeError};
+use futures_util::{Stream, StreamExt};
+use layer_cake::directory::server::{self, DirectoryConfig};
+use layer_cake::{
+    DropReason, Node, NodeConfig, ParentState, PublicationEvent, PublishError, RequestError, Scope, Session,
+    SubscribeError, SubscriptionEvent,
+};
 use layer_cake_tests::{Daemon, WAIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Xy {
@@ -26,32 +32,40 @@ async fn node(directory: Option<SocketAddr>) -> Node {
         .unwrap()
 }
 
-async fn next(events: &mut (impl NextEvent + ?Sized)) -> Event {
-    tokio::time::timeout(WAIT, events.next_event())
+/// The next event of a publication or subscription (each a `Stream`), within the deadline.
+async fn next<S: Stream + Unpin>(events: &mut S) -> S::Item {
+    tokio::time::timeout(WAIT, events.next())
         .await
         .expect("an event within the deadline")
         .expect("open")
 }
 
-trait NextEvent {
-    async fn next_event(&mut self) -> Option<Event>;
+/// The session an event announces: `Available` to a subscriber, `Delivered` to a publisher.
+trait Announces: std::fmt::Debug {
+    fn session(self) -> Option<Session>;
 }
-impl NextEvent for layer_cake::Publication {
-    async fn next_event(&mut self) -> Option<Event> {
-        self.next().await
+impl Announces for SubscriptionEvent {
+    fn session(self) -> Option<Session> {
+        match self {
+            SubscriptionEvent::Available(s) => Some(s),
+            _ => None,
+        }
     }
 }
-impl NextEvent for layer_cake::Subscription {
-    async fn next_event(&mut self) -> Option<Event> {
-        self.next().await
+impl Announces for PublicationEvent {
+    fn session(self) -> Option<Session> {
+        match self {
+            PublicationEvent::Delivered(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
-fn session(event: Event) -> Session {
-    match event {
-        Event::Available(s) | Event::Delivered(s) => s,
-        other => panic!("expected a session, got {other:?}"),
-    }
+fn session(event: impl Announces) -> Session {
+    let text = format!("{event:?}");
+    event
+        .session()
+        .unwrap_or_else(|| panic!("expected a session, got {text}"))
 }
 
 #[tokio::test]
@@ -75,7 +89,7 @@ async fn typed_messages_flow_both_ways_and_retraction_drops_both_sides() {
                 .await
         }
     });
-    let Event::Message(m) = next(&mut publication).await else {
+    let PublicationEvent::Message(m) = next(&mut publication).await else {
         panic!("expected a message")
     };
     assert!(m.is::<Xy>() && !m.is::<Table>());
@@ -95,18 +109,18 @@ async fn typed_messages_flow_both_ways_and_retraction_drops_both_sides() {
 
     // Publisher to subscriber, unprompted.
     pub_side.send(&Table { rows: vec![] }).await.unwrap();
-    let Event::Message(m) = next(&mut subscription).await else {
+    let SubscriptionEvent::Message(m) = next(&mut subscription).await else {
         panic!("expected a message")
     };
     assert_eq!(m.type_name(), "Table");
 
     // Retracting ends the session on both sides.
-    publication.retract();
-    let Event::Dropped(d) = next(&mut subscription).await else {
+    publication.retract().await.unwrap();
+    let SubscriptionEvent::Dropped(d) = next(&mut subscription).await else {
         panic!("expected Dropped")
     };
     assert_eq!(d.name, "tables");
-    assert!(d.reason.contains("retracted"), "{}", d.reason);
+    assert!(d.reason.to_string().contains("retracted"), "{}", d.reason);
 }
 
 #[tokio::test]
@@ -117,8 +131,8 @@ async fn clearing_a_subscription_drops_the_publishers_session() {
     let mut subscription = b.subscribe("clear.*", Scope::Host).await.unwrap();
     session(next(&mut subscription).await);
     let delivered = session(next(&mut publication).await);
-    subscription.clear();
-    let Event::Dropped(d) = next(&mut publication).await else {
+    subscription.clear().await.unwrap();
+    let PublicationEvent::Dropped(d) = next(&mut publication).await else {
         panic!("expected Dropped")
     };
     assert_eq!(d.session, delivered.id());
@@ -146,7 +160,7 @@ async fn a_request_nobody_answers_times_out_and_one_to_a_dead_peer_ends() {
     });
     // Wait until the request has arrived, then take the publisher away.
     loop {
-        if let Event::Message(_) = next(&mut publication).await {
+        if let PublicationEvent::Message(_) = next(&mut publication).await {
             break;
         }
     }
@@ -173,7 +187,7 @@ async fn process_scope_matches_inside_one_process_without_any_directory() {
     assert_eq!(s.peer_addr(), None, "in-process sessions use no socket");
     let asking = tokio::spawn(async move { s.request::<_, String>(&"ping", Duration::from_secs(5)).await });
     session(next(&mut publication).await);
-    let Event::Message(m) = next(&mut publication).await else {
+    let PublicationEvent::Message(m) = next(&mut publication).await else {
         panic!("expected a message")
     };
     m.reply(&"pong").await.unwrap();
@@ -189,9 +203,10 @@ async fn refusals_say_why() {
         "{err}"
     );
     let _held = n.publish("taken", Scope::Host).await.unwrap();
-    assert_eq!(
-        n.publish("taken", Scope::Host).await.unwrap_err(),
-        PublishError::AlreadyPublished("taken".into())
+    let err = n.publish("taken", Scope::Host).await.unwrap_err();
+    assert!(
+        matches!(&err, PublishError::AlreadyPublished(name) if name == "taken"),
+        "{err}"
     );
     assert!(matches!(
         n.publish("two words", Scope::Host).await,
@@ -215,13 +230,112 @@ async fn regex_subscription_gets_one_session_per_matching_name() {
             .unwrap();
         workers.push((n, p));
     }
+    let expected: std::collections::BTreeSet<String> =
+        workers.iter().map(|(_, p)| p.name().to_string()).collect();
     let client = node(Some(host.addr)).await;
     let mut subscription = client.subscribe("w:[-a-f0-9]+", Scope::Host).await.unwrap();
-    let mut names = std::collections::BTreeSet::new();
-    while names.len() < 8 {
-        names.insert(session(next(&mut subscription).await).name().to_string());
+    let mut names = Vec::new();
+    for _ in 0..8 {
+        names.push(session(next(&mut subscription).await).name().to_string());
     }
-    assert_eq!(names.len(), 8);
+    let distinct: std::collections::BTreeSet<String> = names.iter().cloned().collect();
+    assert_eq!(distinct, expected, "one session per matching name: {names:?}");
+    // And nothing more: of a name that does not match and one that does, published in that
+    // order, only the second is announced, and next.
+    let _other = workers[0].0.publish("w:not-hex", Scope::Host).await.unwrap();
+    let _ninth = workers[0].0.publish("w:ffff-0000", Scope::Host).await.unwrap();
+    assert_eq!(session(next(&mut subscription).await).name(), "w:ffff-0000");
+}
+
+/// A directory inside the test process (the shipped server on a listener of its own), and
+/// the token that stops it.
+async fn directory_in_process(addr: SocketAddr) -> (SocketAddr, CancellationToken) {
+    // The address may still be held, for a moment, by a directory just stopped there.
+    let listener = tokio::time::timeout(WAIT, async {
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => return listener,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await
+    .expect("the address is free again");
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let config = DirectoryConfig::new(Scope::Host, "host-cake");
+    tokio::spawn(server::run(listener, config, stop.clone()));
+    (addr, stop)
+}
+
+/// The node reports its link to the parent as it comes, goes and comes back; `retract` and
+/// `clear` return once done, and the other side hears why; `close` waits for the end.
+#[tokio::test]
+async fn the_parent_link_is_watched_handles_withdraw_when_awaited_and_close_waits() {
+    let (addr, stop) = directory_in_process("127.0.0.1:0".parse().unwrap()).await;
+    let (a, b) = (node(Some(addr)).await, node(Some(addr)).await);
+    assert_eq!(*node(None).await.parent().borrow(), ParentState::NoDirectory);
+    let mut parent = a.parent();
+    let connected = |p: &ParentState| matches!(p, ParentState::Connected { name, scope: Scope::Host, .. } if name == "host-cake");
+    tokio::time::timeout(WAIT, parent.wait_for(connected))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // retract().await: the subscriber's session is dropped, saying the publication went.
+    let publication = a.publish("withdrawn", Scope::Host).await.unwrap();
+    let mut subscription = b.subscribe("withdrawn", Scope::Host).await.unwrap();
+    session(next(&mut subscription).await);
+    publication.retract().await.unwrap();
+    let SubscriptionEvent::Dropped(d) = next(&mut subscription).await else {
+        panic!("expected Dropped")
+    };
+    assert_eq!(d.reason, DropReason::ClosedByPeer("publication retracted".into()));
+
+    // clear().await: the publisher hears the subscription cleared.
+    let mut publication = a.publish("cleared", Scope::Host).await.unwrap();
+    let subscription = b.subscribe("cleared", Scope::Host).await.unwrap();
+    session(next(&mut publication).await);
+    subscription.clear().await.unwrap();
+    let PublicationEvent::Dropped(d) = next(&mut publication).await else {
+        panic!("expected Dropped")
+    };
+    assert_eq!(d.reason, DropReason::ClosedByPeer("subscription cleared".into()));
+
+    // The parent goes, and comes back at the same address: the node sees both.
+    stop.cancel();
+    tokio::time::timeout(WAIT, parent.wait_for(|p| *p == ParentState::Connecting))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, stop_again) = directory_in_process(addr).await;
+    tokio::time::timeout(WAIT, parent.wait_for(connected))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // close().await returns once the node has ended; after it, the node refuses work, and the
+    // sessions it held were dropped saying so.
+    let _held = b.subscribe("cleared", Scope::Host).await.unwrap();
+    // (The directory that came back told the publication its standing there first.)
+    while !matches!(next(&mut publication).await, PublicationEvent::Delivered(_)) {}
+    tokio::time::timeout(WAIT, a.close())
+        .await
+        .expect("the node ends");
+    tokio::time::timeout(WAIT, a.closed())
+        .await
+        .expect("and stays ended");
+    assert!(matches!(
+        a.publish("late", Scope::Host).await,
+        Err(PublishError::Stopped)
+    ));
+    let PublicationEvent::Dropped(d) = next(&mut publication).await else {
+        panic!("expected Dropped")
+    };
+    assert_eq!(d.reason, DropReason::NodeStopped);
+    let end = tokio::time::timeout(WAIT, publication.next()).await.unwrap();
+    assert!(end.is_none(), "the publication's events end with the node: {end:?}");
+    stop_again.cancel();
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -240,7 +354,7 @@ async fn a_publishers_first_message_never_arrives_before_available() {
     let greeter = tokio::spawn(async move {
         let mut round = 0;
         while let Some(event) = publication.next().await {
-            if let Event::Delivered(s) = event {
+            if let PublicationEvent::Delivered(s) = event {
                 let _ = s.send(&Greeting { round }).await;
                 round += 1;
             }
@@ -249,10 +363,10 @@ async fn a_publishers_first_message_never_arrives_before_available() {
     for round in 0..40 {
         let mut subscription = b.subscribe("greeter", Scope::Host).await.unwrap();
         match next(&mut subscription).await {
-            Event::Available(_) => {}
+            SubscriptionEvent::Available(_) => {}
             other => panic!("round {round}: expected Available first, got {other:?}"),
         }
-        let Event::Message(m) = next(&mut subscription).await else {
+        let SubscriptionEvent::Message(m) = next(&mut subscription).await else {
             panic!("round {round}: expected the greeting")
         };
         assert_eq!(m.decode::<Greeting>().unwrap(), Greeting { round });
@@ -274,7 +388,7 @@ async fn sessions_closed_while_opening_leave_nothing_open_at_the_publisher() {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(Duration::from_micros(u64::from(round % 13) * 20)).await;
-        subscription.clear();
+        subscription.clear().await.unwrap();
     }
     // One that stays: by the time the publisher hears of it, it has heard the end of all the
     // earlier ones (they share one connection, whose events arrive in order).
@@ -283,9 +397,11 @@ async fn sessions_closed_while_opening_leave_nothing_open_at_the_publisher() {
     let mut open = std::collections::HashSet::new();
     loop {
         match next(&mut publication).await {
-            Event::Delivered(s) if s.id() == last => break,
-            Event::Delivered(s) => assert!(open.insert(s.id())),
-            Event::Dropped(d) => assert!(open.remove(&d.session), "dropped twice or never delivered"),
+            PublicationEvent::Delivered(s) if s.id() == last => break,
+            PublicationEvent::Delivered(s) => assert!(open.insert(s.id())),
+            PublicationEvent::Dropped(d) => {
+                assert!(open.remove(&d.session), "dropped twice or never delivered")
+            }
             _ => {}
         }
     }
@@ -301,7 +417,7 @@ async fn a_subscribers_first_request_is_never_lost() {
     let mut publication = a.publish("answerer", Scope::Host).await.unwrap();
     let answerer = tokio::spawn(async move {
         while let Some(event) = publication.next().await {
-            if let Event::Message(m) = event {
+            if let PublicationEvent::Message(m) = event {
                 let xy: Xy = m.decode().unwrap();
                 let _ = m
                     .reply(&Table {

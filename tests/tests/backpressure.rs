@@ -3,7 +3,7 @@
 //! queues are bounded), while the publisher's other sessions and the directory go on as
 //! before; once the subscriber reads again, every message arrives, in order, once.
 
-use layer_cake::{Event, Node, NodeConfig, Scope, SendError, Session};
+use layer_cake::{Node, NodeConfig, PublicationEvent, Scope, SendError, Session, SubscriptionEvent};
 use layer_cake_tests::{Daemon, WAIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -33,17 +33,36 @@ async fn node(directory: SocketAddr, name: &str) -> Node {
         .unwrap()
 }
 
-async fn next<F: std::future::Future<Output = Option<Event>>>(f: F) -> Event {
+async fn next<T, F: std::future::Future<Output = Option<T>>>(f: F) -> T {
     tokio::time::timeout(WAIT, f)
         .await
         .expect("an event within the deadline")
         .expect("open")
 }
 
-fn session(event: Event) -> Session {
-    match event {
-        Event::Available(s) | Event::Delivered(s) => s,
-        other => panic!("expected a session, got {other:?}"),
+fn session(event: impl Into<Announced>) -> Session {
+    match event.into() {
+        Announced(Some(s)) => s,
+        Announced(None) => panic!("expected a session"),
+    }
+}
+
+/// The session an event announces, if it does (`Available`, `Delivered`).
+struct Announced(Option<Session>);
+impl From<SubscriptionEvent> for Announced {
+    fn from(e: SubscriptionEvent) -> Announced {
+        match e {
+            SubscriptionEvent::Available(s) => Announced(Some(s)),
+            other => panic!("expected a session, got {other:?}"),
+        }
+    }
+}
+impl From<PublicationEvent> for Announced {
+    fn from(e: PublicationEvent) -> Announced {
+        match e {
+            PublicationEvent::Delivered(s) => Announced(Some(s)),
+            other => panic!("expected a session, got {other:?}"),
+        }
     }
 }
 
@@ -67,7 +86,7 @@ async fn a_subscriber_that_stops_reading_stalls_only_its_own_sessions() {
     // The publisher answers every request on its publication (the healthy subscriber's).
     let serving = tokio::spawn(async move {
         while let Some(event) = publication.next().await {
-            if let Event::Message(m) = event {
+            if let PublicationEvent::Message(m) = event {
                 if let Ok(Echo(n)) = m.decode::<Echo>() {
                     let _ = m.reply(&Echo(n + 1)).await;
                 }
@@ -124,7 +143,7 @@ async fn a_subscriber_that_stops_reading_stalls_only_its_own_sessions() {
 
     // The slow subscriber reads again: everything arrives, in order, once.
     for expected in 0..FLOOD {
-        let Event::Message(m) = next(slow_sub.next()).await else {
+        let SubscriptionEvent::Message(m) = next(slow_sub.next()).await else {
             panic!("expected message {expected}")
         };
         assert_eq!(m.decode::<Chunk>().unwrap().seq, expected);

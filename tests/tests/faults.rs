@@ -11,7 +11,7 @@
 //!
 //! Churn (1,000 cycles, counting descriptors and tasks) is in `churn.rs`, alone in its binary.
 
-use layer_cake::{Event, Node, NodeConfig, RequestError, Scope, Session, Subscription};
+use layer_cake::{Node, NodeConfig, RequestError, Scope, Session, Subscription, SubscriptionEvent};
 use layer_cake_tests::{publisher, subscriber, Daemon, Proc, WAIT};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ async fn node(directory: SocketAddr) -> Node {
         .unwrap()
 }
 
-async fn next(sub: &mut Subscription) -> Event {
+async fn next(sub: &mut Subscription) -> SubscriptionEvent {
     tokio::time::timeout(WAIT, sub.next())
         .await
         .expect("an event within the deadline")
@@ -50,7 +50,7 @@ async fn next(sub: &mut Subscription) -> Event {
 
 async fn available(sub: &mut Subscription, name: &str) -> Session {
     match next(sub).await {
-        Event::Available(s) if s.name() == name => s,
+        SubscriptionEvent::Available(s) if s.name() == name => s,
         other => panic!("expected {name} available, got {other:?}"),
     }
 }
@@ -87,7 +87,7 @@ async fn a_stopped_publisher_keeps_its_session_and_answers_on_it_after_sigcont()
     let mut p2 = publisher("publisher-2", &host.env(), "svc:2", "HOST");
     p2.expect(&["published svc:2"]).await;
     match next(&mut sub).await {
-        Event::Available(s2) => assert_eq!(s2.name(), "svc:2"),
+        SubscriptionEvent::Available(s2) => assert_eq!(s2.name(), "svc:2"),
         other => panic!("the stopped publisher's session was disturbed: {other:?}"),
     }
 }

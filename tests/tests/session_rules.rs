@@ -6,7 +6,8 @@ use bytes::{Buf, BytesMut};
 use layer_cake::wire::peer::PeerMsg;
 use layer_cake::wire::{Hello, PeerKind};
 use layer_cake::{
-    Event, FailKind, Node, NodeConfig, ProcessId, Publication, RequestError, Scope, SendError, Session,
+    FailKind, Node, NodeConfig, ProcessId, Publication, PublicationEvent, RequestError, Scope, SendError,
+    Session, SubscriptionEvent,
 };
 use layer_cake_tests::WAIT;
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ async fn node() -> Node {
 fn multiply(mut publication: Publication) {
     tokio::spawn(async move {
         while let Some(event) = publication.next().await {
-            if let Event::Message(m) = event {
+            if let PublicationEvent::Message(m) = event {
                 if let Ok(xy) = m.decode::<Xy>() {
                     let _ = m.reply(&(xy.x * xy.y)).await;
                 }
@@ -183,11 +184,11 @@ async fn pair(n: &Node, name: &str) -> (Session, Publication, layer_cake::Subscr
     let mut publication = n.publish(name, Scope::Process).await.unwrap();
     let mut subscription = n.subscribe(name, Scope::Process).await.unwrap();
     let session = match tokio::time::timeout(WAIT, subscription.next()).await.unwrap() {
-        Some(Event::Available(s)) => s,
+        Some(SubscriptionEvent::Available(s)) => s,
         other => panic!("expected Available, got {other:?}"),
     };
     match tokio::time::timeout(WAIT, publication.next()).await.unwrap() {
-        Some(Event::Delivered(_)) => {}
+        Some(PublicationEvent::Delivered(_)) => {}
         other => panic!("expected Delivered, got {other:?}"),
     }
     (session, publication, subscription)
@@ -196,7 +197,7 @@ async fn pair(n: &Node, name: &str) -> (Session, Publication, layer_cake::Subscr
 async fn next_request(publication: &mut Publication) -> layer_cake::Incoming {
     loop {
         match tokio::time::timeout(WAIT, publication.next()).await.unwrap() {
-            Some(Event::Message(m)) => return m,
+            Some(PublicationEvent::Message(m)) => return m,
             Some(_) => continue,
             None => panic!("publication ended"),
         }

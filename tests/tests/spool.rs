@@ -1,8 +1,8 @@
 //! The spool (worker pool) against real sessions, in one process (PROCESS scope, no
 //! directory): spreading, bounds, deadlines, and workers that go with requests in flight.
 
-use layer_cake::spool::{Spool, SpoolConfig, SpoolError};
-use layer_cake::{Event, Incoming, Node, NodeConfig, Publication, Scope};
+use layer_cake::spool::{Idempotence, Spool, SpoolConfig, SpoolError};
+use layer_cake::{Incoming, Node, NodeConfig, Publication, PublicationEvent, Scope};
 use layer_cake_tests::WAIT;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ async fn request(p: &mut Publication) -> Incoming {
             .await
             .expect("a request in time")
         {
-            Some(Event::Message(m)) => return m,
+            Some(PublicationEvent::Message(m)) => return m,
             Some(_) => continue,
             None => panic!("publication ended"),
         }
@@ -55,7 +55,7 @@ fn answer_with_name(mut p: Publication) {
     tokio::spawn(async move {
         let name = p.name().to_string();
         while let Some(e) = p.next().await {
-            if let Event::Message(m) = e {
+            if let PublicationEvent::Message(m) = e {
                 let _ = m.reply(&name).await;
             }
         }
@@ -69,7 +69,7 @@ async fn requests_are_spread_evenly_over_idle_workers() {
     publications.into_iter().for_each(answer_with_name);
     let mut counts = std::collections::HashMap::new();
     for _ in 0..30 {
-        let name: String = spool.request(&"job", false).await.unwrap();
+        let name: String = spool.request(&"job", Idempotence::Once).await.unwrap();
         *counts.entry(name).or_insert(0) += 1;
     }
     assert_eq!(counts.len(), 3, "{counts:?}");
@@ -88,15 +88,18 @@ async fn a_full_spool_says_busy_at_once_and_a_lost_worker_fails_its_requests() {
     // One in flight (the worker holds it), one waiting: the next is refused at once.
     let in_flight = tokio::spawn({
         let spool = spool.clone();
-        async move { spool.request::<_, String>(&"first", false).await }
+        async move { spool.request::<_, String>(&"first", Idempotence::Once).await }
     });
     let held = request(&mut publications[0]).await;
     let waiting = tokio::spawn({
         let spool = spool.clone();
-        async move { spool.request::<_, String>(&"second", false).await }
+        async move { spool.request::<_, String>(&"second", Idempotence::Once).await }
     });
     until("the second request to wait", || spool.waiting() == 1).await;
-    let busy = spool.request::<_, String>(&"third", false).await.unwrap_err();
+    let busy = spool
+        .request::<_, String>(&"third", Idempotence::Once)
+        .await
+        .unwrap_err();
     assert!(matches!(busy, SpoolError::Busy(1)), "{busy}");
 
     // The worker goes: its request in flight fails (not idempotent), the waiting one finds
@@ -108,7 +111,10 @@ async fn a_full_spool_says_busy_at_once_and_a_lost_worker_fails_its_requests() {
     let none = waiting.await.unwrap().unwrap_err();
     assert!(matches!(none, SpoolError::NoWorkers), "{none}");
     assert_eq!(spool.waiting(), 0);
-    let none = spool.request::<_, String>(&"fourth", false).await.unwrap_err();
+    let none = spool
+        .request::<_, String>(&"fourth", Idempotence::Once)
+        .await
+        .unwrap_err();
     assert!(matches!(none, SpoolError::NoWorkers), "{none}");
 }
 
@@ -118,7 +124,7 @@ async fn an_idempotent_request_moves_to_another_worker_when_its_worker_goes() {
     let (mut publications, spool) = pool(&n, &["w:a", "w:b"], SpoolConfig::default()).await;
     let asking = tokio::spawn({
         let spool = spool.clone();
-        async move { spool.request::<_, String>(&"job", true).await }
+        async move { spool.request::<_, String>(&"job", Idempotence::Idempotent).await }
     });
     // Whichever worker got it goes without answering; the other answers the retry.
     let (first, second) = publications.split_at_mut(1);
@@ -143,7 +149,7 @@ async fn a_request_nobody_answers_ends_at_its_deadline() {
     let (mut publications, spool) = pool(&n, &["w:mute"], config).await;
     let asking = tokio::spawn({
         let spool = spool.clone();
-        async move { spool.request::<_, String>(&"job", true).await }
+        async move { spool.request::<_, String>(&"job", Idempotence::Idempotent).await }
     });
     let _held = request(&mut publications[0]).await;
     let err = asking.await.unwrap().unwrap_err();

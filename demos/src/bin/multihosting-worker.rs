@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use layer_cake::daemon::LogArgs;
-use layer_cake::{Event, Scope};
+use layer_cake::{PublicationEvent, Scope};
 use layer_cake_demos::{texture, DirectoryArgs, Refused, Xy};
 
 /// Answer `Xy` requests with tables of random floats.
@@ -57,7 +57,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         };
         let Some(event) = event else { break };
         match event {
-            Event::Message(m) if m.is::<Xy>() => {
+            PublicationEvent::Message(m) if m.is::<Xy>() => {
                 let answer = m.decode::<Xy>().map_err(|e| e.to_string()).and_then(|xy| {
                     xy.check()?;
                     Ok(xy)
@@ -71,12 +71,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                     Err(reason) => m.reply(&Refused { reason }).await,
                 };
             }
-            Event::Message(m) => {
+            PublicationEvent::Message(m) => {
                 let reason = format!("{} is not a request this worker knows", m.type_name());
                 let _ = m.reply(&Refused { reason }).await;
             }
-            Event::Delivered(s) => println!("serving {} session={}", s.peer_name(), s.id()),
-            Event::Dropped(d) => println!("dropped session={} reason={:?}", d.session, d.reason),
+            PublicationEvent::Delivered(s) => println!("serving {} session={}", s.peer_name(), s.id()),
+            PublicationEvent::Dropped(d) => {
+                println!("dropped session={} reason={:?}", d.session, d.reason.to_string())
+            }
             _ => {}
         }
     }

@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use layer_cake::daemon::LogArgs;
-use layer_cake::{Event, PubState, Scope};
+use layer_cake::{PubState, PublicationEvent, Scope};
 use layer_cake_demos::{DirectoryArgs, Ping, Pong};
 
 /// Publish NAME at SCOPE and answer each `Ping` with a `Pong`.
@@ -58,21 +58,24 @@ async fn main() -> anyhow::Result<()> {
         };
         let Some(event) = event else { break };
         match event {
-            Event::Delivered(s) => println!(
+            PublicationEvent::Delivered(s) => println!(
                 "delivered {} {} session={} subscriber={}",
                 s.name(),
                 s.matched_at(),
                 s.id(),
                 s.peer().short()
             ),
-            Event::Dropped(d) => println!(
+            PublicationEvent::Dropped(d) => println!(
                 "dropped {} {} session={} reason={:?}",
-                d.name, d.scope, d.session, d.reason
+                d.name,
+                d.scope,
+                d.session,
+                d.reason.to_string()
             ),
-            Event::Status { at, state } => {
+            PublicationEvent::Status { at, state } => {
                 println!("status {} at={} {}", cli.name, at, state_text(&state))
             }
-            Event::Message(m) => match m.decode::<Ping>() {
+            PublicationEvent::Message(m) => match m.decode::<Ping>() {
                 Ok(ping) => {
                     println!(
                         "request {} seq={} session={}",
@@ -92,7 +95,6 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(e) => eprintln!("ignored a message: {e}"),
             },
-            Event::Available(_) => {}
         }
     }
     Ok(())

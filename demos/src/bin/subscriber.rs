@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use layer_cake::daemon::LogArgs;
-use layer_cake::{Event, Scope};
+use layer_cake::{Scope, SubscriptionEvent};
 use layer_cake_demos::{DirectoryArgs, Ping, Pong};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let Some(event) = event else { break };
         match event {
-            Event::Available(session) => {
+            SubscriptionEvent::Available(session) => {
                 println!(
                     "available {} {} session={} publisher={} addr={}",
                     session.name(),
@@ -84,16 +84,17 @@ async fn main() -> anyhow::Result<()> {
                     }
                 });
             }
-            Event::Dropped(d) => println!(
+            SubscriptionEvent::Dropped(d) => println!(
                 "dropped {} {} session={} publisher={} reason={:?}",
                 d.name,
                 d.scope,
                 d.session,
                 d.peer.short(),
-                d.reason
+                d.reason.to_string()
             ),
-            Event::Message(m) => println!("message {} type={}", m.session().name(), m.type_name()),
-            Event::Delivered(_) | Event::Status { .. } => {}
+            SubscriptionEvent::Message(m) => {
+                println!("message {} type={}", m.session().name(), m.type_name())
+            }
         }
     }
     Ok(())

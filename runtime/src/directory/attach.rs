@@ -40,7 +40,7 @@ pub enum Action {
         /// The publisher's process.
         process: ProcessId,
         /// Why, for the publisher.
-        reason: &'static str,
+        reason: crate::node::DropReason,
     },
     /// Tell the application: a session is open.
     Available {
@@ -179,7 +179,7 @@ impl Attachments {
             // Upgrade: a nearer publisher appeared.
             let current = state.current.take().expect("checked above");
             self.sessions.remove(&current.session);
-            Self::end(route.sub, current, "upgrade to a nearer publisher", out);
+            Self::end(route.sub, current, crate::node::DropReason::Upgraded, out);
         }
         self.open_best(&key, out);
     }
@@ -309,13 +309,14 @@ impl Attachments {
                 out.push(Action::Close {
                     session: c.session,
                     process: c.publisher.process,
-                    reason: "subscription cleared",
+                    reason: crate::node::DropReason::Cleared,
                 });
             }
         }
     }
 
-    fn end(sub: SubId, current: Current, reason: &'static str, out: &mut Vec<Action>) {
+    fn end(sub: SubId, current: Current, reason: crate::node::DropReason, out: &mut Vec<Action>) {
+        let text = reason.to_string();
         out.push(Action::Close {
             session: current.session,
             process: current.publisher.process,
@@ -327,7 +328,7 @@ impl Attachments {
                 sub,
                 at: current.at,
                 publisher: current.publisher,
-                reason: reason.to_string(),
+                reason: text,
             });
         }
     }

@@ -16,7 +16,7 @@ use super::outbox::{encode, Outbox};
 use super::session::{Incoming, Reply, Session, SEND_TIMEOUT};
 pub(crate) use super::transport::Transport;
 use super::transport::{TcpReader, Writer};
-use super::{Dropped, Event, ToNode};
+use super::{DropReason, Dropped, Event, ToNode};
 use crate::ids::{ProcessId, SessionId};
 use crate::wire::peer::{decode_frame, encode_control, FailKind, Open, PeerMsg};
 use crate::wire::{
@@ -85,7 +85,7 @@ pub(crate) enum ConnCommand {
     /// (Publisher) The session is refused.
     Refuse { session: SessionId, reason: String },
     /// End a session from this side: tell the peer, and the application (`Dropped`).
-    Close { session: SessionId, reason: String },
+    Close { session: SessionId, reason: DropReason },
     /// A request on `session` will get no reply: tell the requester.
     Fail {
         session: SessionId,
@@ -330,10 +330,15 @@ impl Task {
         }
         let mut sessions: Vec<(SessionId, Entry)> = self.sessions.drain().collect();
         sessions.sort_unstable_by_key(|(id, _)| *id);
+        let why = if self.to_node.shutdown.is_cancelled() {
+            DropReason::NodeStopped
+        } else {
+            DropReason::ConnectionLost(reason.clone())
+        };
         for (_, entry) in sessions {
             if let Entry::Open { session, events } = entry {
                 let _ = events
-                    .send(Event::Dropped(Dropped::new(&session, reason.clone())))
+                    .send(Event::Dropped(Dropped::new(&session, why.clone())))
                     .await;
             }
         }
@@ -421,7 +426,7 @@ impl Task {
                 };
                 self.write(&PeerMsg::Close {
                     session,
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 });
                 self.conn.end_requests(Some(session));
                 if let Entry::Open { session, events } = entry {
@@ -526,7 +531,8 @@ impl Task {
                 if let Some(entry) = self.sessions.remove(&session) {
                     self.conn.end_requests(Some(session));
                     if let Entry::Open { session, events } = entry {
-                        self.deliver(&events, Event::Dropped(Dropped::new(&session, reason.clone())));
+                        let why = DropReason::ClosedByPeer(reason.clone());
+                        self.deliver(&events, Event::Dropped(Dropped::new(&session, why)));
                     }
                     self.ended(session, reason);
                 }

@@ -6,24 +6,26 @@
 //! [`Subscription`] are handles that talk to it.
 //!
 //! ```no_run
-//! use layer_cake::{Event, Node, Scope};
+//! use layer_cake::{Node, Scope, SubscriptionEvent};
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let node = Node::start().await?;
 //! let mut sub = node.subscribe("test-multihosting:worker-10:[-a-f0-9]+", Scope::Host).await?;
 //! while let Some(event) = sub.next().await {
 //!     match event {
-//!         Event::Available(session) => {
+//!         SubscriptionEvent::Available(session) => {
 //!             let reply: String = session.request(&"hello", std::time::Duration::from_secs(1)).await?;
 //!             println!("{} answered {reply}", session.name());
 //!         }
-//!         Event::Dropped(dropped) => println!("{} dropped: {}", dropped.name, dropped.reason),
+//!         SubscriptionEvent::Dropped(dropped) => println!("{} dropped: {}", dropped.name, dropped.reason),
 //!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
 //! ```
 
+mod config;
 mod connection;
+mod events;
 mod opening;
 mod outbox;
 mod session;
@@ -31,18 +33,23 @@ mod task;
 mod transport;
 
 pub use crate::wire::peer::FailKind;
+pub use config::{executable_name, BadDirectoryEnv, NodeBuilder, NodeConfig, SECRET_ENV};
+pub(crate) use events::Event;
+pub use events::{DropReason, Dropped, PublicationEvent, SubscriptionEvent};
 pub use outbox::OUTBOX_LIMIT;
 pub use session::{
     DecodeError, Incoming, RawReply, RequestError, SendError, Session, SessionEnd, SEND_TIMEOUT,
 };
 pub(crate) use task::{Note, ToNode};
 
-use crate::ids::{ProcessId, PubId, SessionId, SubId};
+use crate::ids::{ProcessId, PubId, SubId};
 use crate::scope::Scope;
 use crate::wire::directory::PubState;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// The environment variable naming the directory an application process joins (`host:port`,
@@ -56,88 +63,6 @@ pub const DEFAULT_HOST_DIRECTORY: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Ad
 /// delivering to it wait for the application to catch up.
 pub const EVENT_QUEUE: usize = 1024;
 
-/// How a node joins the tree.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// The parent directory; `None` runs without one (PROCESS scope only).
-    pub directory: Option<SocketAddr>,
-    /// The name this process gives (its executable's name by default).
-    pub name: String,
-    /// The LAN's secret, when the LAN is encrypted: sessions to and from LAN publications
-    /// then run the Noise handshake ([`crate::secure`]). From the file named in
-    /// `LC_SECRET_FILE`.
-    pub secret: Option<crate::secure::Secret>,
-}
-
-/// The environment variable naming the file that holds the LAN's secret (see
-/// [`crate::secure`]); the directories take it as `--secret-file` too.
-pub const SECRET_ENV: &str = "LC_SECRET_FILE";
-
-/// The environment held something unusable: `LC_DIRECTORY` not an address, or
-/// `LC_SECRET_FILE` not a secret file.
-#[derive(Debug, thiserror::Error)]
-pub enum BadDirectoryEnv {
-    /// `LC_DIRECTORY` is not `host:port` or `none`.
-    #[error("{DIRECTORY_ENV}={value:?} is not host:port or \"none\"")]
-    Directory {
-        /// What it held.
-        value: String,
-    },
-    /// `LC_SECRET_FILE` names no usable secret.
-    #[error("{SECRET_ENV}: {0}")]
-    Secret(#[from] crate::secure::SecretError),
-}
-
-impl NodeConfig {
-    /// Joins `directory` (none: PROCESS scope only) as `name`, with no LAN secret.
-    pub fn new(directory: Option<SocketAddr>, name: impl Into<String>) -> NodeConfig {
-        NodeConfig {
-            directory,
-            name: name.into(),
-            secret: None,
-        }
-    }
-
-    /// With the LAN's secret: sessions across hosts are encrypted and authenticated.
-    pub fn with_secret(mut self, secret: crate::secure::Secret) -> NodeConfig {
-        self.secret = Some(secret);
-        self
-    }
-
-    /// From the environment: the directory in `LC_DIRECTORY`, else host-cake's standard
-    /// address `127.0.0.1:54195`; the LAN's secret from the file in `LC_SECRET_FILE`.
-    pub fn from_env() -> Result<NodeConfig, BadDirectoryEnv> {
-        let directory = match std::env::var(DIRECTORY_ENV) {
-            Ok(value) if value.eq_ignore_ascii_case("none") => None,
-            Ok(value) => Some(value.parse().map_err(|_| BadDirectoryEnv::Directory { value })?),
-            Err(_) => Some(DEFAULT_HOST_DIRECTORY),
-        };
-        let secret = match std::env::var_os(SECRET_ENV) {
-            Some(path) if !path.is_empty() => {
-                Some(crate::secure::Secret::from_file(std::path::Path::new(&path))?)
-            }
-            _ => None,
-        };
-        Ok(NodeConfig {
-            directory,
-            name: executable_name(),
-            secret,
-        })
-    }
-}
-
-/// The basename of this process's executable.
-pub fn executable_name() -> String {
-    std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "process".to_string())
-}
-
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -150,7 +75,7 @@ pub enum StartError {
 }
 
 /// Why a publication was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     /// The name is empty, too long, or holds control characters or whitespace.
     #[error("invalid name {0:?}: names are 1 to 1024 printable characters without whitespace")]
@@ -168,7 +93,7 @@ pub enum PublishError {
     },
     /// A LAN publication needs a listener other hosts can reach, and it could not be bound.
     #[error("cannot listen for sessions from other hosts: {0}")]
-    Listen(String),
+    Listen(#[source] Arc<std::io::Error>),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -185,54 +110,6 @@ pub enum SubscribeError {
     Stopped,
 }
 
-/// A session is over, and why.
-#[derive(Debug, Clone)]
-pub struct Dropped {
-    /// The session.
-    pub session: SessionId,
-    /// The published name it was with.
-    pub name: String,
-    /// The scope it was found at.
-    pub scope: Scope,
-    /// The process at the other end.
-    pub peer: ProcessId,
-    /// Why it ended.
-    pub reason: String,
-}
-
-impl Dropped {
-    pub(crate) fn new(session: &Session, reason: String) -> Dropped {
-        Dropped {
-            session: session.id(),
-            name: session.name().to_string(),
-            scope: session.matched_at(),
-            peer: session.peer(),
-            reason,
-        }
-    }
-}
-
-/// What a [`Publication`] or [`Subscription`] hears.
-#[derive(Debug)]
-pub enum Event {
-    /// (Subscriber) A session with a matching publisher is open.
-    Available(Session),
-    /// (Publisher) A subscriber opened a session.
-    Delivered(Session),
-    /// A session is over.
-    Dropped(Dropped),
-    /// A message arrived on one of the sessions.
-    Message(Incoming),
-    /// (Publisher) The publication's standing in the directory at `at` changed: promoted from
-    /// standby to active, or made a standby.
-    Status {
-        /// The directory's scope.
-        at: Scope,
-        /// The new standing.
-        state: PubState,
-    },
-}
-
 struct NodeInner {
     id: ProcessId,
     name: String,
@@ -241,6 +118,9 @@ struct NodeInner {
     /// practice: each publication or subscription sends at most one.
     drops: mpsc::UnboundedSender<task::Command>,
     shutdown: CancellationToken,
+    /// Cancelled by the node task as it ends, once every connection is closed.
+    ended: CancellationToken,
+    parent: watch::Receiver<ParentState>,
     session_addr: SocketAddr,
 }
 
@@ -251,7 +131,7 @@ impl Drop for NodeInner {
 }
 
 /// This process's membership of the directory tree. Cheap to clone; the node stops when the
-/// last clone, publication and subscription are dropped (or on [`Node::stop`]).
+/// last clone, publication and subscription are dropped (or on [`Node::close`]).
 #[derive(Clone)]
 pub struct Node(Arc<NodeInner>);
 
@@ -273,19 +153,65 @@ pub struct PublishStatus {
     pub state: PubState,
 }
 
+/// The node's link to its parent directory, as [`Node::parent`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentState {
+    /// The node joins no directory (PROCESS scope only).
+    NoDirectory,
+    /// Not connected: connecting for the first time, or again after the parent went.
+    Connecting,
+    /// Connected and greeted.
+    Connected {
+        /// The parent's readable name (`group-cake`, `host-cake`, `lan-cake`).
+        name: String,
+        /// The parent's identity.
+        id: ProcessId,
+        /// The parent's scope.
+        scope: Scope,
+    },
+}
+
+/// Why an awaited handle operation could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeStopped {
+    /// The node has stopped (closed, or every handle dropped).
+    #[error("the node has stopped")]
+    Stopped,
+}
+
 impl Node {
-    /// Starts a node configured from the environment ([`NodeConfig::from_env`]).
+    /// Starts a node configured from the environment ([`NodeConfig::from_env`]): the directory
+    /// in `LC_DIRECTORY` (group-cake sets it for its roles), else host-cake's standard address.
     pub async fn start() -> Result<Node, StartError> {
         Node::with_config(NodeConfig::from_env()?).await
+    }
+
+    /// Options for a node, set one by one (directory, name, secret), then `start()`.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::new()
     }
 
     /// Starts a node with `config`.
     pub async fn with_config(config: NodeConfig) -> Result<Node, StartError> {
         let id = ProcessId::random();
         let shutdown = CancellationToken::new();
+        let ended = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let session_addr = listener.local_addr()?;
-        let (commands, drops) = task::spawn(id, config.clone(), listener, shutdown.clone());
+        let initial = match config.directory {
+            Some(_) => ParentState::Connecting,
+            None => ParentState::NoDirectory,
+        };
+        let (parent_tx, parent) = watch::channel(initial);
+        let task = task::Spawn {
+            id,
+            config: config.clone(),
+            listener,
+            shutdown: shutdown.clone(),
+            ended: ended.clone(),
+            parent: parent_tx,
+        };
+        let (commands, drops) = task::spawn(task);
         tracing::info!(id = %id.short(), %session_addr, directory = ?config.directory, "node started");
         Ok(Node(Arc::new(NodeInner {
             id,
@@ -293,6 +219,8 @@ impl Node {
             commands,
             drops,
             shutdown,
+            ended,
+            parent,
             session_addr,
         })))
     }
@@ -312,10 +240,17 @@ impl Node {
         self.0.session_addr
     }
 
+    /// The link to the parent directory: its state now, and each change
+    /// ([`watch::Receiver::changed`]); a node whose parent goes sees
+    /// [`ParentState::Connecting`] until it is back.
+    pub fn parent(&self) -> watch::Receiver<ParentState> {
+        self.0.parent.clone()
+    }
+
     /// Publishes `name` at `scope`. The answer comes from the nearest directory the publication
     /// reaches (this process's own, for PROCESS scope or when no directory is connected): see
     /// [`Publication::status`] for whether it is active or a standby. Wider directories report
-    /// their standing later as [`Event::Status`].
+    /// their standing later as [`PublicationEvent::Status`].
     pub async fn publish(&self, name: &str, scope: Scope) -> Result<Publication, PublishError> {
         let (reply, answer) = oneshot::channel();
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -338,6 +273,7 @@ impl Node {
             status,
             events,
             node: self.clone(),
+            withdrawn: false,
         })
     }
 
@@ -364,20 +300,45 @@ impl Node {
             scope,
             events,
             node: self.clone(),
+            withdrawn: false,
         })
     }
 
-    /// Stops the node: every session ends, every listing is withdrawn.
+    /// Stops the node without waiting: every session ends, every listing is withdrawn (see
+    /// [`close`](Self::close) to wait for it).
     pub fn stop(&self) {
         self.0.shutdown.cancel();
+    }
+
+    /// Stops the node and waits until it has ended: its connections closed, its task done.
+    pub async fn close(&self) {
+        self.stop();
+        self.closed().await;
+    }
+
+    /// Waits until the node has ended (closed by any of its clones, or every handle dropped).
+    pub async fn closed(&self) {
+        self.0.ended.cancelled().await;
     }
 
     fn dropped(&self, cmd: task::Command) {
         let _ = self.0.drops.send(cmd);
     }
+
+    /// Sends `make(done)` and waits until the node task has carried it out.
+    async fn done(&self, make: impl FnOnce(oneshot::Sender<()>) -> task::Command) -> Result<(), NodeStopped> {
+        let (done, answer) = oneshot::channel();
+        self.0
+            .commands
+            .send(make(done))
+            .await
+            .map_err(|_| NodeStopped::Stopped)?;
+        answer.await.map_err(|_| NodeStopped::Stopped)
+    }
 }
 
-/// A published name. Its events say which subscribers opened sessions and what they sent.
+/// A published name. Its events say which subscribers opened sessions and what they sent; it
+/// is a [`Stream`](futures_util::Stream) of them, and [`next`](Self::next) takes one.
 /// Dropping it retracts the name.
 pub struct Publication {
     id: PubId,
@@ -386,6 +347,8 @@ pub struct Publication {
     status: PublishStatus,
     events: mpsc::Receiver<Event>,
     node: Node,
+    /// Retracted already (by [`Publication::retract`]): nothing to do on drop.
+    withdrawn: bool,
 }
 
 impl Publication {
@@ -409,13 +372,43 @@ impl Publication {
         &self.status
     }
 
-    /// The next event: a session opened or dropped, a message, a change of standing.
-    pub async fn next(&mut self) -> Option<Event> {
-        self.events.recv().await
+    /// The next event: a session opened or dropped, a message, a change of standing; `None`
+    /// once the node has stopped.
+    pub async fn next(&mut self) -> Option<PublicationEvent> {
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
     }
 
-    /// Withdraws the name; subscribers see their sessions dropped.
-    pub fn retract(self) {}
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<PublicationEvent>> {
+        loop {
+            match self.events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => {
+                    if let Some(event) = event.for_publication() {
+                        return Poll::Ready(Some(event));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Withdraws the name, and waits until this process has: its sessions are closed (each
+    /// subscriber sees its session dropped) and the directories are told.
+    pub async fn retract(mut self) -> Result<(), NodeStopped> {
+        self.withdrawn = true;
+        let id = self.id;
+        self.node
+            .done(|done| task::Command::Retract { id, done: Some(done) })
+            .await
+    }
+}
+
+impl futures_util::Stream for Publication {
+    type Item = PublicationEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PublicationEvent>> {
+        self.get_mut().poll_event(cx)
+    }
 }
 
 impl std::fmt::Debug for Publication {
@@ -431,12 +424,18 @@ impl std::fmt::Debug for Publication {
 
 impl Drop for Publication {
     fn drop(&mut self) {
-        self.node.dropped(task::Command::Retract { id: self.id });
+        if !self.withdrawn {
+            self.node.dropped(task::Command::Retract {
+                id: self.id,
+                done: None,
+            });
+        }
     }
 }
 
 /// A subscription. Its events announce sessions with matching publishers as they become
-/// available and as they drop, and carry what the publishers send.
+/// available and as they drop, and carry what the publishers send; it is a
+/// [`Stream`](futures_util::Stream) of them, and [`next`](Self::next) takes one.
 /// Dropping it clears the subscription.
 pub struct Subscription {
     id: SubId,
@@ -444,6 +443,8 @@ pub struct Subscription {
     scope: Scope,
     events: mpsc::Receiver<Event>,
     node: Node,
+    /// Cleared already (by [`Subscription::clear`]): nothing to do on drop.
+    withdrawn: bool,
 }
 
 impl Subscription {
@@ -462,13 +463,43 @@ impl Subscription {
         self.scope
     }
 
-    /// The next event: a session available or dropped, or a message from a publisher.
-    pub async fn next(&mut self) -> Option<Event> {
-        self.events.recv().await
+    /// The next event: a session available or dropped, or a message from a publisher; `None`
+    /// once the node has stopped.
+    pub async fn next(&mut self) -> Option<SubscriptionEvent> {
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
     }
 
-    /// Clears the subscription; its sessions are dropped.
-    pub fn clear(self) {}
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SubscriptionEvent>> {
+        loop {
+            match self.events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => {
+                    if let Some(event) = event.for_subscription() {
+                        return Poll::Ready(Some(event));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Clears the subscription, and waits until this process has: its sessions are closed and
+    /// the directories are told.
+    pub async fn clear(mut self) -> Result<(), NodeStopped> {
+        self.withdrawn = true;
+        let id = self.id;
+        self.node
+            .done(|done| task::Command::Unsubscribe { id, done: Some(done) })
+            .await
+    }
+}
+
+impl futures_util::Stream for Subscription {
+    type Item = SubscriptionEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SubscriptionEvent>> {
+        self.get_mut().poll_event(cx)
+    }
 }
 
 impl std::fmt::Debug for Subscription {
@@ -483,6 +514,11 @@ impl std::fmt::Debug for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.node.dropped(task::Command::Unsubscribe { id: self.id });
+        if !self.withdrawn {
+            self.node.dropped(task::Command::Unsubscribe {
+                id: self.id,
+                done: None,
+            });
+        }
     }
 }

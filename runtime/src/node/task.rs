@@ -16,7 +16,7 @@ use self::subscribing::{LocalSub, Outbound};
 use self::timers::{Due, Timers};
 use super::connection::{Conn, Starter};
 use super::opening;
-use super::{Event, NodeConfig, SubscribeError};
+use super::{Event, NodeConfig, ParentState, SubscribeError};
 use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::directory::{Action, Attachments, Engine, Output};
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -46,8 +46,10 @@ pub(crate) enum Command {
         events: mpsc::Sender<Event>,
         reply: PublishReply,
     },
+    /// Withdraw a publication; `done` (when the caller waits) hears once it is.
     Retract {
         id: PubId,
+        done: Option<oneshot::Sender<()>>,
     },
     Subscribe {
         search: String,
@@ -55,8 +57,10 @@ pub(crate) enum Command {
         events: mpsc::Sender<Event>,
         reply: oneshot::Sender<Result<SubId, SubscribeError>>,
     },
+    /// Clear a subscription; `done` (when the caller waits) hears once it is.
     Unsubscribe {
         id: SubId,
+        done: Option<oneshot::Sender<()>>,
     },
 }
 
@@ -145,18 +149,40 @@ pub(crate) struct NodeTask {
     pub_sessions: HashMap<(u64, SessionId), PubId>,
     /// Deadlines: publish answers, session opens, retries of failed routes.
     timers: Timers,
+    /// The parent directory's link, as the handles see it.
+    parent: watch::Sender<ParentState>,
+    /// Cancelled as the task ends.
+    ended: CancellationToken,
     to_node: ToNode,
     out: Vec<Output>,
     actions: Vec<Action>,
 }
 
 /// Starts the to_node task; returns where handles send commands.
-pub(crate) fn spawn(
-    id: ProcessId,
-    config: NodeConfig,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> (mpsc::Sender<Command>, mpsc::UnboundedSender<Command>) {
+/// What the node task is started with.
+pub(crate) struct Spawn {
+    pub id: ProcessId,
+    pub config: NodeConfig,
+    /// Where sessions from this host are accepted.
+    pub listener: TcpListener,
+    /// Cancelled to stop the node.
+    pub shutdown: CancellationToken,
+    /// Cancelled by the task as it ends.
+    pub ended: CancellationToken,
+    /// Where the task reports the parent directory's link.
+    pub parent: watch::Sender<ParentState>,
+}
+
+/// Starts the node task; returns where handles send commands.
+pub(crate) fn spawn(spawn: Spawn) -> (mpsc::Sender<Command>, mpsc::UnboundedSender<Command>) {
+    let Spawn {
+        id,
+        config,
+        listener,
+        shutdown,
+        ended,
+        parent,
+    } = spawn;
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (drop_tx, drop_rx) = mpsc::unbounded_channel();
     let (note_tx, note_rx) = mpsc::unbounded_channel();
@@ -193,6 +219,8 @@ pub(crate) fn spawn(
         sub_sessions: HashMap::new(),
         pub_sessions: HashMap::new(),
         timers: Timers::default(),
+        parent,
+        ended,
         to_node,
         out: Vec::new(),
         actions: Vec::new(),
@@ -244,6 +272,7 @@ impl NodeTask {
             entry.conn.outbox.close();
         }
         debug!("node stopped");
+        self.ended.cancel();
     }
 
     /// The address of the listener for sessions from other hosts, bound on first use on every
@@ -276,14 +305,24 @@ impl NodeTask {
                 events,
                 reply,
             } => self.publish(name, scope, events, reply),
-            Command::Retract { id } => self.retract(id),
+            Command::Retract { id, done } => {
+                self.retract(id);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
             Command::Subscribe {
                 search,
                 scope,
                 events,
                 reply,
             } => self.subscribe(search, scope, events, reply),
-            Command::Unsubscribe { id } => self.unsubscribe(id),
+            Command::Unsubscribe { id, done } => {
+                self.unsubscribe(id);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
         }
     }
 
@@ -307,7 +346,12 @@ impl NodeTask {
 
     fn on_uplink(&mut self, event: UplinkEvent) {
         match event {
-            UplinkEvent::Connected { epoch, .. } => {
+            UplinkEvent::Connected { epoch, parent } => {
+                self.parent.send_replace(ParentState::Connected {
+                    name: parent.name,
+                    id: parent.id,
+                    scope: parent.scope,
+                });
                 self.parent_epoch = Some(epoch);
                 self.parent_unreachable = false;
                 self.engine.parent_connected(&mut self.out);
@@ -328,6 +372,7 @@ impl NodeTask {
             }
             UplinkEvent::Lost { epoch } => {
                 if self.parent_epoch == Some(epoch) {
+                    self.parent.send_replace(ParentState::Connecting);
                     self.parent_epoch = None;
                     self.engine.parent_lost(&mut self.out);
                 }
@@ -351,7 +396,7 @@ impl NodeTask {
                     .is_some_and(|(_, deadline)| deadline.is_some_and(|d| d <= Instant::now()));
                 if expired {
                     if let Some((conn, _)) = self.sub_sessions.remove(&session) {
-                        self.close_session(conn, session, "open timed out");
+                        self.close_session(conn, session, super::DropReason::OpenTimedOut);
                     }
                     self.session_failed(session, "the publisher did not answer");
                 }

@@ -9,7 +9,7 @@
 //! times N round trips of 64 bytes one at a time, then 2,000 of 64 KiB with 16 in flight, and
 //! prints `rtt_p50_us=.. rtt_p99_us=.. mib_s=..` (bytes both ways per second).
 
-use layer_cake::{Event, Node, Scope};
+use layer_cake::{Node, PublicationEvent, Scope, SubscriptionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -45,7 +45,7 @@ async fn run() -> anyhow::Result<()> {
     let mut publication = node.publish(&name, scope).await?;
     println!("published {name} {scope} id={}", node.id().short());
     while let Some(event) = publication.next().await {
-        if let Event::Message(m) = event {
+        if let PublicationEvent::Message(m) = event {
             let text: String = m.decode()?;
             m.reply(&text).await?;
         }
@@ -98,7 +98,7 @@ async fn client(args: &[String]) -> anyhow::Result<()> {
     let mut subscription = node.subscribe(&search, scope).await?;
     let session = loop {
         match tokio::time::timeout(Duration::from_secs(15), subscription.next()).await? {
-            Some(Event::Available(s)) => break s,
+            Some(SubscriptionEvent::Available(s)) => break s,
             Some(_) => continue,
             None => anyhow::bail!("the subscription ended"),
         }

@@ -6,7 +6,7 @@ use super::{NodeTask, LOCAL};
 use crate::ids::{PubId, SessionId};
 use crate::node::connection::ConnCommand;
 use crate::node::session::{Session, SessionEnd};
-use crate::node::{Event, PublishError, PublishStatus};
+use crate::node::{DropReason, Event, PublishError, PublishStatus};
 use crate::scope::Scope;
 use crate::wire::directory::{PubInfo, PubState, Up};
 use crate::wire::peer::Open;
@@ -55,7 +55,7 @@ impl NodeTask {
             match self.lan_listener() {
                 Ok(addr) => addr,
                 Err(e) => {
-                    let _ = reply.send(Err(PublishError::Listen(e.to_string())));
+                    let _ = reply.send(Err(PublishError::Listen(std::sync::Arc::new(e))));
                     return;
                 }
             }
@@ -92,17 +92,14 @@ impl NodeTask {
         self.engine.from_child(LOCAL, Up::Retract { id }, &mut self.out);
         for (conn, session) in p.sessions {
             self.pub_sessions.remove(&(conn, session));
-            self.close_session(conn, session, "publication retracted");
+            self.close_session(conn, session, DropReason::Retracted);
         }
     }
 
     /// Ends a session from this side: stop delivering it (announcing `Dropped`), tell the peer.
-    pub(super) fn close_session(&mut self, conn: u64, session: SessionId, reason: &'static str) {
+    pub(super) fn close_session(&mut self, conn: u64, session: SessionId, reason: DropReason) {
         if let Some(entry) = self.conns.get(&conn) {
-            entry.conn.command(ConnCommand::Close {
-                session,
-                reason: reason.to_string(),
-            });
+            entry.conn.command(ConnCommand::Close { session, reason });
         }
     }
 
