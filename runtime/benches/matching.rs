@@ -43,11 +43,11 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
         } else {
             format!("svc-{i}:worker-.*")
         };
-        engine.from_child(1 + (i % 64) as u64, sub(i, search), &mut out);
+        engine.on_child_frame(1 + (i % 64) as u64, sub(i, search), &mut out);
         out.clear();
     }
     for i in 0..OPEN_PATTERNS {
-        engine.from_child(1, sub(n + i, format!(".*:unmatched-{i}-.*")), &mut out);
+        engine.on_child_frame(1, sub(n + i, format!(".*:unmatched-{i}-.*")), &mut out);
         out.clear();
     }
     let subscribe = started.elapsed() / (n + OPEN_PATTERNS) as u32;
@@ -69,7 +69,7 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
             addr: "127.0.0.1:4000".parse().unwrap(),
         };
         let t = Instant::now();
-        engine.from_child(1000, Up::Publish(info), &mut out);
+        engine.on_child_frame(1000, Up::Publish(info), &mut out);
         samples.push(t.elapsed());
         let routes = out
             .iter()
@@ -77,7 +77,7 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
             .count();
         assert_eq!(routes, 1, "publish {k} should match one subscription");
         out.clear();
-        engine.from_child(1000, Up::Retract { id }, &mut out);
+        engine.on_child_frame(1000, Up::Retract { id }, &mut out);
         out.clear();
     }
     (
@@ -101,7 +101,7 @@ fn subscribe_against(n: usize) -> (Duration, Duration) {
             process: ProcessId(uuid::Uuid::from_u128(9)),
             addr: "127.0.0.1:4000".parse().unwrap(),
         };
-        engine.from_child(1 + (i % 64) as u64, Up::Publish(info), &mut out);
+        engine.on_child_frame(1 + (i % 64) as u64, Up::Publish(info), &mut out);
         out.clear();
     }
     let mut samples = Vec::with_capacity(PUBLISHES);
@@ -112,11 +112,11 @@ fn subscribe_against(n: usize) -> (Duration, Duration) {
         };
         let id = info.id;
         let t = Instant::now();
-        engine.from_child(1000, Up::Subscribe(info), &mut out);
+        engine.on_child_frame(1000, Up::Subscribe(info), &mut out);
         samples.push(t.elapsed());
         assert_eq!(out.len(), 1, "subscription {k} should match one name: {out:?}");
         out.clear();
-        engine.from_child(1000, Up::Unsubscribe { id }, &mut out);
+        engine.on_child_frame(1000, Up::Unsubscribe { id }, &mut out);
         out.clear();
     }
     (quantile(&mut samples, 0.5), quantile(&mut samples, 0.99))
@@ -136,10 +136,10 @@ fn link_lost_cost(links: usize) -> (Duration, Duration) {
                 process: ProcessId(uuid::Uuid::from_u128(l as u128)),
                 addr: "127.0.0.1:4000".parse().unwrap(),
             };
-            engine.from_child(l as u64 + 1, Up::Publish(info), &mut out);
+            engine.on_child_frame(l as u64 + 1, Up::Publish(info), &mut out);
         }
-        engine.from_child(l as u64 + 1, sub(2 * l, format!("link-{l}:1")), &mut out);
-        engine.from_child(l as u64 + 1, sub(2 * l + 1, format!("other-{l}:.*")), &mut out);
+        engine.on_child_frame(l as u64 + 1, sub(2 * l, format!("link-{l}:1")), &mut out);
+        engine.on_child_frame(l as u64 + 1, sub(2 * l + 1, format!("other-{l}:.*")), &mut out);
         out.clear();
     }
     let mut samples = Vec::with_capacity(links.min(PUBLISHES));

@@ -63,7 +63,7 @@ pub fn directory_up(data: &[u8]) {
         MAX_DIRECTORY_FRAME,
         |frame| {
             n += 1;
-            engine.from_child(n % 3 + 1, frame, &mut out);
+            engine.on_child_frame(n % 3 + 1, frame, &mut out);
             out.clear();
         },
     );
@@ -91,7 +91,7 @@ pub fn directory_down(data: &[u8]) {
                 Down::RouteCleared(key) => attach.route_cleared(key, &mut actions),
                 _ => {}
             }
-            engine.from_parent(frame, &mut out);
+            engine.on_parent_frame(frame, &mut out);
             out.clear();
             actions.clear();
         },

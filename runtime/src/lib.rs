@@ -14,15 +14,19 @@
 //! - [`node`]: the application API ([`Node`], [`Publication`], [`Subscription`], [`Session`]);
 //! - [`spool`]: a worker pool over every publisher a subscription finds;
 //! - `http` (feature `http`): an HTTP front that maps requests to typed messages;
-//! - [`directory`]: the matching engine and the directory daemon built on it;
-//! - [`wire`]: frames and messages (see `docs/protocol.md`);
-//! - [`Scope`] and the identities in [`ids`].
+//! - [`Scope`], [`Search`], the identities in [`ids`], and [`Message`] for what travels;
+//! - for the daemons, the CLI and the tests only (feature `internals`): `directory` (the
+//!   matching engine and the directory daemon) and `wire` (frames and messages, see
+//!   `docs/protocol.md`); `daemon` and `home` (features of the same names) build on them.
 #![deny(missing_docs)]
 
-pub mod backoff;
+pub(crate) mod backoff;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+#[cfg(feature = "internals")]
 pub mod directory;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod directory;
 pub mod fsutil;
 #[cfg(any(test, feature = "fuzz"))]
 #[doc(hidden)]
@@ -39,7 +43,10 @@ pub mod role;
 mod scope;
 pub mod secure;
 pub mod spool;
+#[cfg(feature = "internals")]
 pub mod wire;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod wire;
 
 pub use directory::{Search, SearchError};
 pub use ids::{ProcessId, PubId, SessionId, SubId};
@@ -51,3 +58,4 @@ pub use node::{
 };
 pub use scope::{ParseScopeError, Scope};
 pub use wire::directory::PubState;
+pub use wire::{MAX_SESSION_FRAME, PROTOCOL_VERSION};

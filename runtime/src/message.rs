@@ -29,7 +29,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// A type that travels on a session under a stable name. Implement it with [`message!`]
+/// A type that travels on a session under a stable name. Implement it with [`message!`](crate::message!)
 /// (`message!(Xy)` or `message!(Xy = "name")`), or by hand.
 pub trait Message: Serialize {
     /// The name the message travels under: 1 to 256 characters, no whitespace or control

@@ -10,6 +10,8 @@
 //!   group is attached to the HOST publisher of the same name.
 //! - **session rtt**: request/response of a 64-byte string over a session to another process.
 //! - **raw tcp rtt**: the same payload through a plain tokio TCP echo in another process.
+//! - **64 in flight**: the same two, with 64 requests outstanding at all times (pipelined):
+//!   requests per second, session against raw echo.
 
 use layer_cake::{Node, NodeConfig, Scope, Subscription, SubscriptionEvent};
 use layer_cake_tests::{Daemon, Proc, WAIT};
@@ -21,6 +23,8 @@ const AVAILABLE_RUNS: usize = 300;
 const FALLBACK_RUNS: usize = 40;
 const RTT_RUNS: usize = 20_000;
 const PAYLOAD: usize = 64;
+const IN_FLIGHT: usize = 64;
+const PIPELINED_RUNS: usize = 200_000;
 
 fn node_config(directory: SocketAddr) -> NodeConfig {
     NodeConfig::new(Some(directory), "bench")
@@ -138,6 +142,67 @@ async fn bench_session_rtt(host: &Daemon) -> Stats {
     }
 }
 
+/// Requests per second over one session with [`IN_FLIGHT`] outstanding at all times.
+async fn bench_session_pipelined(host: &Daemon) -> f64 {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut echo = Proc::spawn(
+        "echo",
+        "bench-echo",
+        &["--name", "pipe", "--scope", "HOST"],
+        &[("LC_DIRECTORY", &host.env())],
+    );
+    echo.expect(&["published"]).await;
+    let node = Node::with_config(node_config(host.addr)).await.unwrap();
+    let mut sub = node.subscribe("pipe", Scope::Host).await.unwrap();
+    let session = available(&mut sub, Scope::Host).await;
+    let payload = "x".repeat(PAYLOAD);
+    let ask = || session.request::<_, String>(&payload, Duration::from_secs(5));
+    let mut pending: FuturesUnordered<_> = (0..IN_FLIGHT).map(|_| ask()).collect();
+    let start = Instant::now();
+    let mut sent = IN_FLIGHT;
+    let mut done = 0;
+    while let Some(back) = pending.next().await {
+        assert_eq!(back.unwrap().len(), PAYLOAD);
+        done += 1;
+        if sent < PIPELINED_RUNS {
+            pending.push(ask());
+            sent += 1;
+        }
+    }
+    assert_eq!(done, PIPELINED_RUNS);
+    PIPELINED_RUNS as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Frames per second through the raw echo with [`IN_FLIGHT`] outstanding at all times.
+async fn bench_raw_pipelined() -> f64 {
+    let mut echo = Proc::spawn("raw", "bench-echo", &["--raw"], &[]);
+    let line = echo.expect(&["listening"]).await;
+    let addr: SocketAddr = line.trim_start_matches("listening ").parse().unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut frame = (PAYLOAD as u32).to_be_bytes().to_vec();
+    frame.extend(std::iter::repeat_n(b'x', PAYLOAD));
+    let credit = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let start = Instant::now();
+    let writing = tokio::spawn({
+        let credit = credit.clone();
+        async move {
+            for _ in 0..PIPELINED_RUNS {
+                credit.acquire().await.unwrap().forget();
+                writer.write_all(&frame).await.unwrap();
+            }
+        }
+    });
+    let mut back = vec![0u8; PAYLOAD + 4];
+    for _ in 0..PIPELINED_RUNS {
+        reader.read_exact(&mut back).await.unwrap();
+        credit.add_permits(1);
+    }
+    writing.await.unwrap();
+    PIPELINED_RUNS as f64 / start.elapsed().as_secs_f64()
+}
+
 async fn bench_raw_rtt() -> Stats {
     let mut echo = Proc::spawn("raw", "bench-echo", &["--raw"], &[]);
     let line = echo.expect(&["listening"]).await;
@@ -230,5 +295,13 @@ async fn suite(flavor: &str) {
     if only.is_empty() {
         let ratio = medians[2].as_secs_f64() / medians[3].as_secs_f64();
         println!("\nsession rtt / raw tcp rtt (medians): {ratio:.2}x");
+    }
+    if wanted("pipelined") {
+        let session = bench_session_pipelined(&host).await;
+        let raw = bench_raw_pipelined().await;
+        println!(
+            "{IN_FLIGHT} in flight, {PIPELINED_RUNS} requests of {PAYLOAD} B: session {session:.0}/s, raw tcp echo {raw:.0}/s: {:.2}x",
+            session / raw
+        );
     }
 }

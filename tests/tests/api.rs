@@ -334,7 +334,10 @@ async fn the_parent_link_is_watched_handles_withdraw_when_awaited_and_close_wait
     };
     assert_eq!(d.reason, DropReason::NodeStopped);
     let end = tokio::time::timeout(WAIT, publication.next()).await.unwrap();
-    assert!(end.is_none(), "the publication's events end with the node: {end:?}");
+    assert!(
+        end.is_none(),
+        "the publication's events end with the node: {end:?}"
+    );
     stop_again.cancel();
 }
 

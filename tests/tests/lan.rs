@@ -1,6 +1,7 @@
 //! LAN scope across hosts, in the namespace lab (`tests/lab/lab.sh`): lan-cake at the
 //! standard 10.0.0.195, a host-cake on each other host, and no address configured anywhere.
-//! Each test skips, saying why, where the lab cannot be built (not root, no `ip netns`).
+//! Where the lab cannot be built (not root, no `ip netns`), each test is reported as ignored,
+//! with that reason; where it can, a lab that then fails to build fails the test.
 
 use layer_cake_tests::field;
 use layer_cake_tests::lab::Lab;
@@ -8,8 +9,12 @@ use layer_cake_tests::lab::Lab;
 /// `layer-cake network` on a host shows the LAN directory above the host's, with nothing
 /// configured: host-cake at its default address, lan-cake at the standard .195.
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn network_shows_the_lan_directory_above_the_host() {
-    let Some(lab) = Lab::new(2) else { return };
+    let lab = Lab::new(2).expect("the lab builds where the build found it possible");
     let _directories = lab.directories(None).await;
     // host-cake goes up to the LAN directory once something registers at LAN scope.
     let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
@@ -44,8 +49,12 @@ async fn network_shows_the_lan_directory_above_the_host() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn a_publisher_and_a_subscriber_on_two_hosts_find_each_other_at_lan_scope() {
-    let Some(lab) = Lab::new(3) else { return };
+    let lab = Lab::new(3).expect("the lab builds where the build found it possible");
     let _directories = lab.directories(None).await;
     let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
@@ -60,8 +69,12 @@ async fn a_publisher_and_a_subscriber_on_two_hosts_find_each_other_at_lan_scope(
 /// GROUP → HOST → LAN and back: the nearest publisher always wins, the subscriber falls back
 /// one level at a time as they go and upgrades as they return.
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn fallback_and_upgrade_across_group_host_and_lan() {
-    let Some(lab) = Lab::new(3) else { return };
+    let lab = Lab::new(3).expect("the lab builds where the build found it possible");
     let _directories = lab.directories(None).await;
     let mut far = lab.publisher(1, "lan-publisher@h1", "lab:svc", "LAN", &[]);
     far.expect(&["published lab:svc LAN"]).await;
@@ -137,8 +150,12 @@ async fn fallback_and_upgrade_across_group_host_and_lan() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn lan_cake_killed_and_restarted_gets_every_listing_back_and_sessions_carry_on() {
-    let Some(lab) = Lab::new(3) else { return };
+    let lab = Lab::new(3).expect("the lab builds where the build found it possible");
     let mut directories = lab.directories(None).await;
     let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
@@ -163,8 +180,12 @@ async fn lan_cake_killed_and_restarted_gets_every_listing_back_and_sessions_carr
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn a_host_whose_link_goes_down_is_dropped_and_comes_back_with_it() {
-    let Some(lab) = Lab::new(3) else { return };
+    let lab = Lab::new(3).expect("the lab builds where the build found it possible");
     let _directories = lab.directories(None).await;
     let mut publisher = lab.publisher(1, "publisher@h1", "lab:svc", "LAN", &[]);
     publisher.expect(&["published lab:svc LAN"]).await;
@@ -189,8 +210,12 @@ async fn a_host_whose_link_goes_down_is_dropped_and_comes_back_with_it() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn lan_cake_refuses_a_host_that_runs_host_cake_and_says_why() {
-    let Some(lab) = Lab::new(2) else { return };
+    let lab = Lab::new(2).expect("the lab builds where the build found it possible");
     let _directories = lab.directories(None).await; // host-cake on h1
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.netns(1)])
@@ -212,8 +237,12 @@ async fn lan_cake_refuses_a_host_that_runs_host_cake_and_says_why() {
 /// host-cake but is refused by the publisher at the handshake; h3 is refused by lan-cake and
 /// sees nothing of the LAN.
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn an_encrypted_lan_talks_to_holders_of_the_secret_only() {
-    let Some(lab) = Lab::new(4) else { return };
+    let lab = Lab::new(4).expect("the lab builds where the build found it possible");
     let folder = tempfile::tempdir().unwrap();
     let key = folder.path().join("lan.key");
     layer_cake::secure::Secret::create_file(&key).unwrap();
@@ -269,8 +298,12 @@ async fn an_encrypted_lan_talks_to_holders_of_the_secret_only() {
 /// still serves its own host only: a connection from another host is closed before any
 /// greeting, while one over loopback is served.
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn a_host_directory_turns_away_other_hosts_even_when_bound_on_every_interface() {
-    let Some(lab) = Lab::new(3) else { return };
+    let lab = Lab::new(3).expect("the lab builds where the build found it possible");
     let mut exposed = lab.spawn(1, "exposed-directory@h1", "exposed-directory", &[]);
     let line = exposed.expect(&["listening 0.0.0.0:"]).await;
     let port = line.rsplit(':').next().unwrap().trim().to_string();
@@ -306,8 +339,12 @@ async fn a_host_directory_turns_away_other_hosts_even_when_bound_on_every_interf
 /// host-cake) publishes at LAN scope; a subscriber on another host reaches it at the host's
 /// LAN address, not at its own loopback.
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn a_publisher_on_the_lan_directorys_own_host_is_reached_from_others() {
-    let Some(lab) = Lab::new(2) else { return };
+    let lab = Lab::new(2).expect("the lab builds where the build found it possible");
     let _directories = lab.directories(None).await;
     let mut publisher = lab.publisher(
         0,
@@ -330,8 +367,12 @@ async fn a_publisher_on_the_lan_directorys_own_host_is_reached_from_others() {
 /// LAN: group-cake's own link to lan-cake holds the secret, and so do its roles' sessions with
 /// other hosts. (group-cake once ignored the secret, and lan-cake refused it.)
 #[tokio::test]
+#[cfg_attr(
+    not(lab),
+    ignore = "needs the namespace lab: root and a working `ip netns` (set at build time)"
+)]
 async fn a_composite_made_for_an_encrypted_lan_joins_it() {
-    let Some(lab) = Lab::new(3) else { return };
+    let lab = Lab::new(3).expect("the lab builds where the build found it possible");
     let folder = tempfile::tempdir().unwrap();
     let key = folder.path().join("lan.key");
     layer_cake::secure::Secret::create_file(&key).unwrap();

@@ -161,14 +161,12 @@ async fn bad_requests_and_no_workers_get_clear_statuses() {
             ),
         ];
         for (path, status, error) in cases {
-            let started = Instant::now();
             let (got, body) = get(&agent, &format!("{base}{path}"));
             assert_eq!(
                 (got, body["error"].as_str().unwrap_or("")),
                 (status, error),
                 "GET {path}"
             );
-            assert!(started.elapsed() < Duration::from_secs(30), "GET {path} waited");
         }
         let mut r = agent.post(&format!("{base}/Xy")).send("{\"x\": 1").expect("POST");
         assert_eq!(r.status().as_u16(), 400);

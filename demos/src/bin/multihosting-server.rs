@@ -6,11 +6,10 @@
 //! worker the subscription finds. The answer is `{"type": "Table", "value": [[...]]}`.
 
 use clap::Parser;
-use layer_cake::daemon::LogArgs;
 use layer_cake::http::{forward, HttpError, HttpFront};
 use layer_cake::spool::{Spool, SpoolConfig};
 use layer_cake::Scope;
-use layer_cake_demos::{DirectoryArgs, Xy};
+use layer_cake_demos::{DirectoryArgs, LogArgs, Xy};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -80,7 +79,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                     forward(&spool, request).await
                 }
             },
-            layer_cake::daemon::wait_for_signal(),
+            layer_cake_demos::wait_for_signal(),
         )
         .await?;
     Ok(())

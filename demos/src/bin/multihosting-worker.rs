@@ -7,9 +7,8 @@
 //! session) and `dropped` lines, and on SIGTERM or Ctrl-C how many tables it served.
 
 use clap::Parser;
-use layer_cake::daemon::LogArgs;
 use layer_cake::{PublicationEvent, Scope};
-use layer_cake_demos::{texture, DirectoryArgs, Refused, Xy};
+use layer_cake_demos::{texture, DirectoryArgs, LogArgs, Refused, Xy};
 
 /// Answer `Xy` requests with tables of random floats.
 #[derive(Parser)]
@@ -48,7 +47,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let mut publication = node.publish(&name, cli.scope).await?;
     println!("published {name} {}", cli.scope);
     let mut served: u64 = 0;
-    let stop = layer_cake::daemon::wait_for_signal();
+    let stop = layer_cake_demos::wait_for_signal();
     tokio::pin!(stop);
     loop {
         let event = tokio::select! {

@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
                     xy.check().map_err(HttpError::BadRequest)?;
                     HttpReply::new(&texture(xy))
                 },
-                layer_cake::daemon::wait_for_signal(),
+                layer_cake_demos::wait_for_signal(),
             )
             .await?;
         Ok(())

@@ -4,9 +4,8 @@
 //! `status`.
 
 use clap::Parser;
-use layer_cake::daemon::LogArgs;
 use layer_cake::{PubState, PublicationEvent, Scope};
-use layer_cake_demos::{DirectoryArgs, Ping, Pong};
+use layer_cake_demos::{DirectoryArgs, LogArgs, Ping, Pong};
 
 /// Publish NAME at SCOPE and answer each `Ping` with a `Pong`.
 #[derive(Parser)]
@@ -49,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let pid = std::process::id();
     // Made once: a signal that came between two turns of the loop must not be missed.
-    let stop = layer_cake::daemon::wait_for_signal();
+    let stop = layer_cake_demos::wait_for_signal();
     tokio::pin!(stop);
     loop {
         let event = tokio::select! {

@@ -4,9 +4,8 @@
 //! `available NAME SCOPE ...`, `reply NAME ...`, `dropped NAME SCOPE ...`.
 
 use clap::Parser;
-use layer_cake::daemon::LogArgs;
 use layer_cake::{Scope, SubscriptionEvent};
-use layer_cake_demos::{DirectoryArgs, Ping, Pong};
+use layer_cake_demos::{DirectoryArgs, LogArgs, Ping, Pong};
 use std::time::Duration;
 
 /// Subscribe with SEARCH (an exact name, or a regular expression that must match the whole
@@ -39,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let deadline = Duration::from_millis(cli.deadline_ms);
     let mut seq = 0;
     // Made once: a signal that came between two turns of the loop must not be missed.
-    let stop = layer_cake::daemon::wait_for_signal();
+    let stop = layer_cake_demos::wait_for_signal();
     tokio::pin!(stop);
     loop {
         let event = tokio::select! {

@@ -81,7 +81,7 @@ pub struct Engine {
     /// For each active publication, the subscriptions this engine routed to it.
     routed: HashMap<PubId, HashSet<SubId>>,
     /// Routes passed down from the parent, by subscription, to clear when the parent goes.
-    from_parent: HashMap<SubId, HashSet<RouteKey>>,
+    on_parent_frame: HashMap<SubId, HashSet<RouteKey>>,
     /// What each link registered, so that losing a link costs what it held, not a scan.
     by_link: HashMap<LinkId, LinkListings>,
     /// How many listings are wider than this engine's scope (and so want a parent).
@@ -101,7 +101,7 @@ impl Engine {
             exact: HashMap::new(),
             patterns: PrefixIndex::default(),
             routed: HashMap::new(),
-            from_parent: HashMap::new(),
+            on_parent_frame: HashMap::new(),
             by_link: HashMap::new(),
             wider: 0,
             parent_up: false,
@@ -140,7 +140,7 @@ impl Engine {
     }
 
     /// Handles one frame from a child link.
-    pub fn from_child(&mut self, link: LinkId, frame: Up, out: &mut Vec<Output>) {
+    pub fn on_child_frame(&mut self, link: LinkId, frame: Up, out: &mut Vec<Output>) {
         match frame {
             // Inspection and pings are the daemon's business, not matching.
             Up::Hello(_)
@@ -437,7 +437,7 @@ impl Engine {
                 set.remove(&id);
             }
         }
-        self.from_parent.remove(&id);
+        self.on_parent_frame.remove(&id);
         if self.forwards(entry.info.scope) {
             self.wider -= 1;
         }
@@ -501,7 +501,7 @@ impl Engine {
     pub fn parent_lost(&mut self, out: &mut Vec<Output>) {
         self.parent_up = false;
         let mut cleared: Vec<(u64, RouteKey)> = Vec::new();
-        for (sub, keys) in self.from_parent.drain() {
+        for (sub, keys) in self.on_parent_frame.drain() {
             if let Some(entry) = self.subs.get(&sub) {
                 cleared.extend(keys.into_iter().map(|k| (entry.link, k)));
             }
@@ -515,7 +515,7 @@ impl Engine {
     }
 
     /// Handles one frame from the parent: passes it down to the link it concerns.
-    pub fn from_parent(&mut self, frame: Down, out: &mut Vec<Output>) {
+    pub fn on_parent_frame(&mut self, frame: Down, out: &mut Vec<Output>) {
         match frame {
             Down::Hello(_)
             | Down::Heartbeat
@@ -536,13 +536,16 @@ impl Engine {
             }
             Down::Route(route) => {
                 if let Some(entry) = self.subs.get(&route.sub) {
-                    self.from_parent.entry(route.sub).or_default().insert(route.key());
+                    self.on_parent_frame
+                        .entry(route.sub)
+                        .or_default()
+                        .insert(route.key());
                     out.push(Output::ToLink(entry.link, Down::Route(route)));
                 }
             }
             Down::RouteCleared(key) => {
                 let known = self
-                    .from_parent
+                    .on_parent_frame
                     .get_mut(&key.sub)
                     .is_some_and(|keys| keys.remove(&key));
                 if known {

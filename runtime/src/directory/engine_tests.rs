@@ -46,17 +46,17 @@ fn exact_and_pattern_subscriptions_are_routed_both_ways_round() {
     let mut e = Engine::new(Scope::Host);
     let mut out = Vec::new();
     let (a, b) = (ProcessId::random(), ProcessId::random());
-    e.from_child(1, Up::Subscribe(sub_info("w:[0-9]+", Scope::Host, b)), &mut out);
-    e.from_child(1, Up::Subscribe(sub_info("w:1", Scope::Host, b)), &mut out);
+    e.on_child_frame(1, Up::Subscribe(sub_info("w:[0-9]+", Scope::Host, b)), &mut out);
+    e.on_child_frame(1, Up::Subscribe(sub_info("w:1", Scope::Host, b)), &mut out);
     assert!(routes(&out).is_empty());
     out.clear();
-    e.from_child(2, Up::Publish(pub_info("w:1", Scope::Host, a)), &mut out);
+    e.on_child_frame(2, Up::Publish(pub_info("w:1", Scope::Host, a)), &mut out);
     assert_eq!(routes(&out), vec![(1, "w:1".to_string()), (1, "w:1".to_string())]);
     out.clear();
-    e.from_child(2, Up::Publish(pub_info("xw:1", Scope::Host, a)), &mut out);
+    e.on_child_frame(2, Up::Publish(pub_info("xw:1", Scope::Host, a)), &mut out);
     assert!(routes(&out).is_empty(), "full match only");
     out.clear();
-    e.from_child(3, Up::Subscribe(sub_info("w:.*", Scope::Host, b)), &mut out);
+    e.on_child_frame(3, Up::Subscribe(sub_info("w:.*", Scope::Host, b)), &mut out);
     assert_eq!(routes(&out), vec![(3, "w:1".to_string())]);
 }
 
@@ -68,11 +68,11 @@ fn a_late_frame_from_an_older_link_does_not_take_a_listing_back() {
     let publication = pub_info("svc", Scope::Host, a);
     let subscription = sub_info("svc", Scope::Host, b);
     // The child reconnected as link 5 and registered again; link 2's frames arrive late.
-    e.from_child(5, Up::Publish(publication.clone()), &mut out);
-    e.from_child(6, Up::Subscribe(subscription.clone()), &mut out);
+    e.on_child_frame(5, Up::Publish(publication.clone()), &mut out);
+    e.on_child_frame(6, Up::Subscribe(subscription.clone()), &mut out);
     out.clear();
-    e.from_child(2, Up::Publish(publication.clone()), &mut out);
-    e.from_child(3, Up::Subscribe(subscription.clone()), &mut out);
+    e.on_child_frame(2, Up::Publish(publication.clone()), &mut out);
+    e.on_child_frame(3, Up::Subscribe(subscription.clone()), &mut out);
     assert!(out.is_empty(), "stale re-registrations are ignored: {out:?}");
     // Losing the old links withdraws nothing; losing the new one does.
     e.link_lost(2, &mut out);
@@ -90,8 +90,8 @@ fn second_publisher_is_a_standby_and_is_promoted() {
     let (a, b, c) = (ProcessId::random(), ProcessId::random(), ProcessId::random());
     let first = pub_info("svc", Scope::Host, a);
     let second = pub_info("svc", Scope::Host, b);
-    e.from_child(1, Up::Publish(first.clone()), &mut out);
-    e.from_child(2, Up::Publish(second.clone()), &mut out);
+    e.on_child_frame(1, Up::Publish(first.clone()), &mut out);
+    e.on_child_frame(2, Up::Publish(second.clone()), &mut out);
     assert!(out.contains(&Output::ToLink(
         2,
         Down::PubStatus {
@@ -100,7 +100,7 @@ fn second_publisher_is_a_standby_and_is_promoted() {
             state: PubState::Standby { holder: a }
         }
     )));
-    e.from_child(3, Up::Subscribe(sub_info("svc", Scope::Host, c)), &mut out);
+    e.on_child_frame(3, Up::Subscribe(sub_info("svc", Scope::Host, c)), &mut out);
     out.clear();
     e.link_lost(1, &mut out);
     assert!(out
@@ -127,10 +127,10 @@ fn listings_go_up_only_when_wider_and_are_replayed_in_order_on_reconnect() {
     let group_only = pub_info("g", Scope::Group, p);
     let host_wide = pub_info("h", Scope::Host, p);
     let sub = sub_info("x", Scope::Lan, p);
-    e.from_child(1, Up::Publish(group_only), &mut out);
+    e.on_child_frame(1, Up::Publish(group_only), &mut out);
     assert!(!e.wants_parent());
-    e.from_child(1, Up::Publish(host_wide.clone()), &mut out);
-    e.from_child(1, Up::Subscribe(sub.clone()), &mut out);
+    e.on_child_frame(1, Up::Publish(host_wide.clone()), &mut out);
+    e.on_child_frame(1, Up::Subscribe(sub.clone()), &mut out);
     assert!(e.wants_parent());
     assert!(
         !out.iter().any(|o| matches!(o, Output::ToParent(_))),
@@ -152,7 +152,7 @@ fn narrower_listings_are_refused() {
     let mut e = Engine::new(Scope::Host);
     let mut out = Vec::new();
     let info = pub_info("g", Scope::Group, ProcessId::random());
-    e.from_child(1, Up::Publish(info.clone()), &mut out);
+    e.on_child_frame(1, Up::Publish(info.clone()), &mut out);
     assert!(matches!(
         &out[..],
         [Output::ToLink(
@@ -172,7 +172,7 @@ fn parent_routes_pass_down_and_are_cleared_when_the_parent_goes() {
     let mut out = Vec::new();
     let p = ProcessId::random();
     let sub = sub_info("svc", Scope::Host, p);
-    e.from_child(4, Up::Subscribe(sub.clone()), &mut out);
+    e.on_child_frame(4, Up::Subscribe(sub.clone()), &mut out);
     e.parent_connected(&mut out);
     out.clear();
     let route = Route {
@@ -180,7 +180,7 @@ fn parent_routes_pass_down_and_are_cleared_when_the_parent_goes() {
         at: Scope::Host,
         publisher: pub_info("svc", Scope::Host, ProcessId::random()),
     };
-    e.from_parent(Down::Route(route.clone()), &mut out);
+    e.on_parent_frame(Down::Route(route.clone()), &mut out);
     assert_eq!(out, vec![Output::ToLink(4, Down::Route(route.clone()))]);
     out.clear();
     e.parent_lost(&mut out);
@@ -427,7 +427,7 @@ impl Sim {
         let node = &mut self.nodes[n];
         node.pubs.retain(|p| p.id != id);
         let mut out = Vec::new();
-        node.engine.from_child(0, Up::Retract { id }, &mut out);
+        node.engine.on_child_frame(0, Up::Retract { id }, &mut out);
         let served: Vec<_> = node
             .served
             .iter()
@@ -460,7 +460,7 @@ impl Sim {
                     return true;
                 }
                 let mut out = Vec::new();
-                self.nodes[to].engine.from_child(link, frame, &mut out);
+                self.nodes[to].engine.on_child_frame(link, frame, &mut out);
                 self.emit(to, out);
             }
             Msg::Down { to, epoch, frame } => {
@@ -469,7 +469,7 @@ impl Sim {
                     return true;
                 }
                 let mut out = Vec::new();
-                node.engine.from_parent(frame, &mut out);
+                node.engine.on_parent_frame(frame, &mut out);
                 self.emit(to, out);
             }
             Msg::Opened { to, session } => {
@@ -516,7 +516,7 @@ impl Sim {
                 };
                 node.pubs.push(info.clone());
                 let mut out = Vec::new();
-                node.engine.from_child(0, Up::Publish(info), &mut out);
+                node.engine.on_child_frame(0, Up::Publish(info), &mut out);
                 self.emit(n, out);
             }
             Op::Retract { p, k } => {
@@ -545,7 +545,7 @@ impl Sim {
                 };
                 node.subs.push(info.clone());
                 let mut out = Vec::new();
-                node.engine.from_child(0, Up::Subscribe(info), &mut out);
+                node.engine.on_child_frame(0, Up::Subscribe(info), &mut out);
                 self.emit(n, out);
             }
             Op::Unsubscribe { p, k } => {
@@ -566,7 +566,7 @@ impl Sim {
                 let (mut out, mut actions) = (Vec::new(), Vec::new());
                 self.nodes[n]
                     .engine
-                    .from_child(0, Up::Unsubscribe { id: sub.id }, &mut out);
+                    .on_child_frame(0, Up::Unsubscribe { id: sub.id }, &mut out);
                 self.nodes[n].attach.unsubscribe(sub.id, &mut actions);
                 self.emit(n, out);
                 self.act(n, actions);

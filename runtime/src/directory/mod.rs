@@ -7,11 +7,18 @@
 //! - [`server`]: the directory daemon (group-cake, host-cake, lan-cake) around an engine.
 //! - [`client`]: inspecting a directory and pinging through it (`layer-cake network`, `ping`).
 
+// Applications (no `internals` feature) use the engine, the attachments and searches; the
+// daemon's parts are built only for the daemons, the CLI and the tests.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+
 mod attach;
+#[cfg(feature = "internals")]
 mod child_link;
+#[cfg(feature = "internals")]
 pub mod client;
 mod engine;
 mod search;
+#[cfg(feature = "internals")]
 pub mod server;
 pub(crate) mod uplink;
 

@@ -212,7 +212,7 @@ impl Directory {
                     self.send_down(asker, Down::Sessions { query, sessions });
                 }
             }
-            frame => self.engine.from_child(link, frame, &mut self.out),
+            frame => self.engine.on_child_frame(link, frame, &mut self.out),
         }
     }
 
@@ -300,7 +300,7 @@ impl Directory {
                             query,
                             sessions: Vec::new(),
                         }),
-                        frame => self.engine.from_parent(frame, &mut self.out),
+                        frame => self.engine.on_parent_frame(frame, &mut self.out),
                     }
                 }
             }

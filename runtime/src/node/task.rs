@@ -366,7 +366,7 @@ impl NodeTask {
                             query,
                             sessions: self.attach.describe(),
                         })),
-                        frame => self.engine.from_parent(frame, &mut self.out),
+                        frame => self.engine.on_parent_frame(frame, &mut self.out),
                     }
                 }
             }

@@ -4,6 +4,10 @@
 //! length-prefixed frames: a 4-byte big-endian length, then that many bytes of body. The body is
 //! encoded by a [`BodyCodec`]; today that is JSON ([`JsonCodec`]). The first frame in each
 //! direction is a [`Hello`]. See `docs/protocol.md` for the full description.
+//!
+//! Public with the `internals` feature only (the daemons, the CLI, the tests); applications
+//! see the few constants they need at the crate's root.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 
 mod body;
 pub mod directory;

@@ -83,13 +83,15 @@ impl NodeTask {
                 status_due: None,
             },
         );
-        self.engine.from_child(LOCAL, Up::Publish(info), &mut self.out);
+        self.engine
+            .on_child_frame(LOCAL, Up::Publish(info), &mut self.out);
     }
 
     pub(super) fn retract(&mut self, id: PubId) {
         let Some(p) = self.pubs.remove(&id) else { return };
         info!(name = %p.info.name, id = %id.short(), "publication retracted");
-        self.engine.from_child(LOCAL, Up::Retract { id }, &mut self.out);
+        self.engine
+            .on_child_frame(LOCAL, Up::Retract { id }, &mut self.out);
         for (conn, session) in p.sessions {
             self.pub_sessions.remove(&(conn, session));
             self.close_session(conn, session, DropReason::Retracted);

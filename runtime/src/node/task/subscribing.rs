@@ -52,14 +52,15 @@ impl NodeTask {
             scope,
             process: self.id,
         };
-        self.engine.from_child(LOCAL, Up::Subscribe(info), &mut self.out);
+        self.engine
+            .on_child_frame(LOCAL, Up::Subscribe(info), &mut self.out);
     }
 
     pub(super) fn unsubscribe(&mut self, id: SubId) {
         if self.subs.remove(&id).is_some() {
             info!(id = %id.short(), "subscription cleared");
             self.engine
-                .from_child(LOCAL, Up::Unsubscribe { id }, &mut self.out);
+                .on_child_frame(LOCAL, Up::Unsubscribe { id }, &mut self.out);
             self.attach.unsubscribe(id, &mut self.actions);
         }
     }
