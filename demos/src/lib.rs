@@ -1,6 +1,7 @@
 //! Messages and helpers shared by the demo programs.
 
 use clap::Args;
+pub use layer_cake::binary::{wait_for_signal, LogArgs};
 use layer_cake::{Node, NodeConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -140,38 +141,5 @@ impl DirectoryArgs {
             };
         }
         Ok(Node::with_config(config).await?)
-    }
-}
-
-/// How much a demo logs, on stderr: what an application on the runtime would offer.
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Log level or filter: error, warn, info, debug, trace, or a filter such as
-    /// `layer_cake=debug`. `RUST_LOG`, when set, wins.
-    #[arg(long, value_name = "LEVEL", default_value = "info", env = "LC_DEBUG_LEVEL")]
-    pub debug_level: String,
-}
-
-impl LogArgs {
-    /// Sends the runtime's log lines to stderr at the chosen level.
-    pub fn init(&self) {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .or_else(|_| tracing_subscriber::EnvFilter::try_new(&self.debug_level))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .try_init();
-    }
-}
-
-/// Waits for Ctrl-C or SIGTERM (how a composite stops its roles).
-pub async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("can install a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -1,35 +1,11 @@
-//! What the daemon binaries share: their command line and their log set-up.
+//! What the daemon binaries share: their command line and their start.
 
+pub use crate::binary::{wait_for_signal, LogArgs};
 use crate::directory::server::{self, DirectoryConfig};
 use crate::scope::Scope;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Logging options every layer-cake binary takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LogArgs {
-    /// Log level or filter: error, warn, info, debug, trace, or a tracing filter such as
-    /// `layer_cake=debug`. `RUST_LOG`, when set, wins.
-    #[arg(long, value_name = "LEVEL", default_value = "info", env = "LC_DEBUG_LEVEL")]
-    pub debug_level: String,
-}
-
-impl LogArgs {
-    /// Sends logs to stderr, each line naming the object that spoke (its span: directory, node,
-    /// link) and what it did.
-    pub fn init(&self) {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .or_else(|_| tracing_subscriber::EnvFilter::try_new(&self.debug_level))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_target(false)
-            .try_init();
-    }
-}
 
 /// The command line of a directory daemon.
 #[derive(Debug, Clone, clap::Args)]
@@ -170,15 +146,5 @@ pub fn notify_ready() {
     }
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "could not tell systemd the daemon is ready");
-    }
-}
-
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("can install a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -21,6 +21,8 @@
 #![deny(missing_docs)]
 
 pub(crate) mod backoff;
+#[cfg(feature = "binary")]
+pub mod binary;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "internals")]

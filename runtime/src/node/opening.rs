@@ -1,13 +1,14 @@
 //! Session connections begun: dialling a publisher's process, and accepting the connections of
 //! subscribers' processes. Both hand the greeted connection to the node as a [`Note`].
 
-use super::connection::{new_conn, Transport};
+use super::connection::{new_conn, Conn, Starter, Transport};
 use super::task::{Note, ToNode};
 use crate::ids::ProcessId;
 use crate::secure::{MaybeSecure, Secret};
 use crate::wire::opening::{self, next_connection, Opened};
 use crate::wire::{Hello, HANDSHAKE_TIMEOUT};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::{warn, Instrument};
@@ -41,13 +42,7 @@ pub(crate) async fn dial_publisher(
             ),
         },
         Ok((stream, remote)) => {
-            let (conn, starter) = new_conn(
-                to_node.next_conn_id(),
-                transport(stream),
-                &remote,
-                addr,
-                to_node.clone(),
-            );
+            let (conn, starter) = hand_over(&to_node, stream, &remote, addr);
             Note::Connected(conn, starter)
         }
         Err(e) => Note::ConnectFailed {
@@ -76,13 +71,7 @@ pub(crate) async fn accept_sessions(
         let greeted = async move {
             match opening::accept(stream, addr, &hello, secret.as_ref(), HANDSHAKE_TIMEOUT).await {
                 Ok((stream, remote)) => {
-                    let (conn, starter) = new_conn(
-                        to_node.next_conn_id(),
-                        transport(stream),
-                        &remote,
-                        addr,
-                        to_node.clone(),
-                    );
+                    let (conn, starter) = hand_over(&to_node, stream, &remote, addr);
                     to_node.note(Note::Inbound(conn, starter));
                 }
                 Err(e) => warn!(%addr, reason = %e, "refused a session connection"),
@@ -90,6 +79,18 @@ pub(crate) async fn accept_sessions(
         };
         tokio::spawn(greeted.in_current_span());
     }
+}
+
+/// A greeted connection, made into the node's connection (not yet started: the node
+/// registers it first).
+fn hand_over(to_node: &ToNode, stream: Opened, remote: &Hello, addr: SocketAddr) -> (Arc<Conn>, Starter) {
+    new_conn(
+        to_node.next_conn_id(),
+        transport(stream),
+        remote,
+        addr,
+        to_node.clone(),
+    )
 }
 
 fn transport(stream: Opened) -> Transport {

@@ -159,6 +159,13 @@ pub(crate) struct NodeTask {
 }
 
 /// Starts the to_node task; returns where handles send commands.
+/// Tells a caller that waits (`retract().await`, `clear().await`) that it is done.
+fn tell(done: Option<oneshot::Sender<()>>) {
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+}
+
 /// What the node task is started with.
 pub(crate) struct Spawn {
     pub id: ProcessId,
@@ -307,9 +314,7 @@ impl NodeTask {
             } => self.publish(name, scope, events, reply),
             Command::Retract { id, done } => {
                 self.retract(id);
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
+                tell(done);
             }
             Command::Subscribe {
                 search,
@@ -319,9 +324,7 @@ impl NodeTask {
             } => self.subscribe(search, scope, events, reply),
             Command::Unsubscribe { id, done } => {
                 self.unsubscribe(id);
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
+                tell(done);
             }
         }
     }
