@@ -4,7 +4,7 @@
 //! and panics only if an invariant breaks. Bad input must come back as an error, never as a
 //! panic, a hang, or an allocation beyond the connection's frame bound.
 
-use crate::directory::{Attachments, Engine, Output};
+use crate::directory::{Engine, Output};
 use crate::scope::Scope;
 use crate::wire::directory::{Down, Up};
 use crate::wire::peer::{decode_frame, PeerMsg};
@@ -73,30 +73,36 @@ pub fn directory_up(data: &[u8]) {
     assert_eq!(engine.counts(), (0, 0), "listings outlived their links");
 }
 
-/// What a process (or lower directory) reads from its directory: `Down` frames, fed to an
-/// engine's parent side and to a subscriber's attachments.
+/// What a process (or lower directory) reads from its directory: `Down` frames, fed to a
+/// GROUP engine's parent side and to a process's own decisions (the node's core, with a
+/// subscription that matches everything).
 pub fn directory_down(data: &[u8]) {
     let mut engine = Engine::new(Scope::Group);
-    let mut attach = Attachments::new();
+    let mut core = crate::node::NodeCore::new(true);
     let mut out = Vec::new();
-    let mut actions = Vec::new();
     engine.parent_connected(&mut out);
+    core.parent_connected();
+    let everything = crate::wire::directory::SubInfo {
+        id: crate::ids::SubId::random(),
+        search: ".*".into(),
+        scope: Scope::Lan,
+        process: crate::ids::ProcessId::random(),
+    };
+    core.subscribe(everything).expect("a valid search");
     frames(
         MessageCodec::<Up, Down>::new(MAX_DIRECTORY_FRAME),
         data,
         MAX_DIRECTORY_FRAME,
         |frame| {
-            match &frame {
-                Down::Route(route) => attach.route(route.clone(), &mut actions),
-                Down::RouteCleared(key) => attach.route_cleared(key, &mut actions),
-                _ => {}
-            }
+            core.parent_frame(frame.clone());
+            core.effects().for_each(drop);
             engine.on_parent_frame(frame, &mut out);
             out.clear();
-            actions.clear();
         },
     );
     engine.parent_lost(&mut out);
+    core.parent_lost();
+    core.effects().for_each(drop);
 }
 
 /// What a session connection reads: length-prefixed `PeerMsg` frames, decoded by the very

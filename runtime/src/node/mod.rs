@@ -25,6 +25,7 @@
 
 mod config;
 mod connection;
+mod decisions;
 mod events;
 mod opening;
 mod outbox;
@@ -32,6 +33,8 @@ mod session;
 mod task;
 mod transport;
 
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) use self::decisions::NodeCore;
 pub use crate::wire::peer::FailKind;
 pub use config::{executable_name, BadDirectoryEnv, NodeBuilder, NodeConfig, SECRET_ENV};
 pub(crate) use events::Event;

@@ -1,125 +1,49 @@
-//! The node task: the one task that owns a node's state.
+//! The node task: the one task that owns a node's state, and carries out what its core decides.
 //!
-//! It runs the process's directory [`Engine`] at PROCESS scope (so publications and
-//! subscriptions within the process match without any daemon), keeps the [`uplink`] to the
-//! parent directory, turns routes into sessions through [`Attachments`], and accepts and makes
-//! session connections. Handles ([`Node`](super::Node), publications, subscriptions) send it
-//! [`Command`]s; connection tasks send it [`Note`]s. It never waits on a socket or on an
-//! application: what a session's application hears is decided by its connection's task.
+//! The decisions (matching at PROCESS scope, the nearest publisher, admission, when `publish`
+//! is answered, retries) are the pure [`NodeCore`]'s. This task holds everything that is not
+//! pure: the handles' channels and the answers they wait for, the session connections, the
+//! [`uplink`] to the parent directory, the listeners, and the timers (on tokio's clock).
+//! Handles ([`Node`](super::Node), publications, subscriptions) send it [`Command`]s;
+//! connection tasks send it [`Note`]s. It never waits on a socket or on an application: what
+//! a session's application hears is decided by its connection's task.
 
-mod publishing;
-mod subscribing;
+mod messages;
 mod timers;
 
-use self::publishing::{LocalPub, PublishReply};
-use self::subscribing::{LocalSub, Outbound};
-use self::timers::{Due, Timers};
-use super::connection::{Conn, Starter};
+pub(crate) use self::messages::{Command, Note, ToNode};
+use self::timers::Timers;
+use super::connection::{Conn, ConnCommand, Starter};
+use super::decisions::{ConnId, Due, Effect, NodeCore};
 use super::opening;
-use super::{Event, NodeConfig, ParentState, SubscribeError};
+use super::session::{Session, SessionEnd};
+use super::{Event, NodeConfig, ParentState, PublishError, SubscribeError};
 use crate::directory::uplink::{self, UplinkEvent, UplinkHandle};
-use crate::directory::{Action, Attachments, Engine, Output};
-use crate::ids::{ProcessId, PubId, SessionId, SubId};
+use crate::ids::{ProcessId, PubId, SubId};
 use crate::scope::Scope;
 use crate::secure::Secret;
-use crate::wire::directory::{Down, Up};
+use crate::wire::directory::{PubInfo, PubState, SubInfo};
 use crate::wire::peer::Open;
 use crate::wire::{Hello, PeerKind};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, Instrument};
 
-/// The engine link that stands for this process's own API.
-const LOCAL: u64 = 0;
+use self::messages::PublishReply;
 
-/// Requests from the handles.
-pub(crate) enum Command {
-    Publish {
-        name: String,
-        scope: Scope,
-        events: mpsc::Sender<Event>,
-        reply: PublishReply,
-    },
-    /// Withdraw a publication; `done` (when the caller waits) hears once it is.
-    Retract {
-        id: PubId,
-        done: Option<oneshot::Sender<()>>,
-    },
-    Subscribe {
-        search: String,
-        scope: Scope,
-        events: mpsc::Sender<Event>,
-        reply: oneshot::Sender<Result<SubId, SubscribeError>>,
-    },
-    /// Clear a subscription; `done` (when the caller waits) hears once it is.
-    Unsubscribe {
-        id: SubId,
-        done: Option<oneshot::Sender<()>>,
-    },
-}
-
-/// Reports from connection tasks.
-pub(crate) enum Note {
-    /// A subscriber's process connected to this one: register it, then start its task.
-    Inbound(Arc<Conn>, Starter),
-    /// This process connected to a publisher's: register it, then start its task.
-    Connected(Arc<Conn>, Starter),
-    ConnectFailed {
-        remote: ProcessId,
-        reason: String,
-    },
-    InboundOpen {
-        conn: u64,
-        open: Open,
-    },
-    Opened {
-        conn: u64,
-        session: SessionId,
-    },
-    SessionEnded {
-        conn: u64,
-        session: SessionId,
-        reason: String,
-    },
-    ConnLost {
-        conn: u64,
-        reason: String,
-    },
-}
-
-/// What connection tasks hold to report to the node task.
-#[derive(Clone)]
-pub(crate) struct ToNode {
-    /// This process.
-    pub(crate) id: ProcessId,
-    /// Unbounded so that a connection's task never waits on the node; bounded in practice by
-    /// the sessions a connection may carry.
-    notes: mpsc::UnboundedSender<Note>,
-    pub(crate) shutdown: CancellationToken,
-    next_conn: Arc<AtomicU64>,
-}
-
-impl ToNode {
-    pub(crate) fn note(&self, note: Note) {
-        let _ = self.notes.send(note);
-    }
-    pub(crate) async fn conn_lost(&self, conn: u64, reason: String) {
-        self.note(Note::ConnLost { conn, reason });
-    }
-    pub(crate) fn next_conn_id(&self) -> u64 {
-        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
-struct ConnEntry {
-    conn: Arc<Conn>,
-    outbound: bool,
+/// A publication's handle, as the task holds it.
+struct PubHandle {
+    events: mpsc::Sender<Event>,
+    /// The caller of `publish`, until the core answers it.
+    reply: Option<PublishReply>,
+    /// A change of standing the application's queue had no room for.
+    status_due: Option<(Scope, PubState)>,
 }
 
 pub(crate) struct NodeTask {
@@ -132,33 +56,22 @@ pub(crate) struct NodeTask {
     /// The listener for sessions from other hosts (`0.0.0.0:<port>`), bound with the first
     /// publication at LAN scope or wider.
     lan_addr: Option<SocketAddr>,
-    engine: Engine,
-    attach: Attachments,
+    /// Every decision.
+    core: NodeCore,
     uplink: Option<UplinkHandle>,
     parent_epoch: Option<u64>,
-    /// Has the parent been found unreachable since the last connection? (Then `publish`
-    /// answers at once instead of waiting for it.)
-    parent_unreachable: bool,
-    pubs: HashMap<PubId, LocalPub>,
-    subs: HashMap<SubId, LocalSub>,
-    conns: HashMap<u64, ConnEntry>,
-    outbound: HashMap<ProcessId, Outbound>,
-    /// Subscriber-side sessions: their connection, and the deadline for the publisher to accept.
-    sub_sessions: HashMap<SessionId, (u64, Option<Instant>)>,
-    /// Publisher-side sessions, to the publication they are with.
-    pub_sessions: HashMap<(u64, SessionId), PubId>,
-    /// Deadlines: publish answers, session opens, retries of failed routes.
+    pubs: HashMap<PubId, PubHandle>,
+    subs: HashMap<SubId, mpsc::Sender<Event>>,
+    conns: HashMap<ConnId, Arc<Conn>>,
+    /// The core's deadlines, and held-back standings offered again.
     timers: Timers,
     /// The parent directory's link, as the handles see it.
     parent: watch::Sender<ParentState>,
     /// Cancelled as the task ends.
     ended: CancellationToken,
     to_node: ToNode,
-    out: Vec<Output>,
-    actions: Vec<Action>,
 }
 
-/// Starts the to_node task; returns where handles send commands.
 /// Tells a caller that waits (`retract().await`, `clear().await`) that it is done.
 fn tell(done: Option<oneshot::Sender<()>>) {
     if let Some(done) = done {
@@ -207,32 +120,25 @@ pub(crate) fn spawn(spawn: Spawn) -> (mpsc::Sender<Command>, mpsc::UnboundedSend
     tokio::spawn(
         opening::accept_sessions(listener, hello.clone(), to_node.clone(), None).instrument(span.clone()),
     );
-    let state = NodeTask {
+    let task = NodeTask {
         id,
         hello,
         secret: config.secret,
         directory: config.directory,
         session_addr,
         lan_addr: None,
-        engine: Engine::new(Scope::Process),
-        attach: Attachments::new(),
+        core: NodeCore::new(config.directory.is_some()),
         uplink: None,
         parent_epoch: None,
-        parent_unreachable: false,
         pubs: HashMap::new(),
         subs: HashMap::new(),
         conns: HashMap::new(),
-        outbound: HashMap::new(),
-        sub_sessions: HashMap::new(),
-        pub_sessions: HashMap::new(),
         timers: Timers::default(),
         parent,
         ended,
         to_node,
-        out: Vec::new(),
-        actions: Vec::new(),
     };
-    tokio::spawn(state.run(cmd_rx, drop_rx, note_rx).instrument(span));
+    tokio::spawn(task.run(cmd_rx, drop_rx, note_rx).instrument(span));
     (cmd_tx, drop_tx)
 }
 
@@ -273,10 +179,9 @@ impl NodeTask {
                 Some(event) = up_rx.recv() => self.on_uplink(event),
                 due = self.timers.next() => self.on_due(due),
             }
-            self.flush();
         }
-        for entry in self.conns.values() {
-            entry.conn.outbox.close();
+        for conn in self.conns.values() {
+            conn.outbox.close();
         }
         debug!("node stopped");
         self.ended.cancel();
@@ -311,9 +216,43 @@ impl NodeTask {
                 scope,
                 events,
                 reply,
-            } => self.publish(name, scope, events, reply),
+            } => {
+                if let Err(e) = self.core.check_publish(&name) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                let addr = if scope >= Scope::Lan {
+                    match self.lan_listener() {
+                        Ok(addr) => addr,
+                        Err(e) => {
+                            let _ = reply.send(Err(PublishError::Listen(Arc::new(e))));
+                            return;
+                        }
+                    }
+                } else {
+                    self.session_addr
+                };
+                let id = PubId::random();
+                let handle = PubHandle {
+                    events,
+                    reply: Some(reply),
+                    status_due: None,
+                };
+                self.pubs.insert(id, handle);
+                let info = PubInfo {
+                    id,
+                    name,
+                    scope,
+                    process: self.id,
+                    addr,
+                };
+                self.core.publish(info);
+                self.carry_out();
+            }
             Command::Retract { id, done } => {
-                self.retract(id);
+                self.pubs.remove(&id);
+                self.core.retract(id);
+                self.carry_out();
                 tell(done);
             }
             Command::Subscribe {
@@ -321,29 +260,34 @@ impl NodeTask {
                 scope,
                 events,
                 reply,
-            } => self.subscribe(search, scope, events, reply),
+            } => {
+                let id = SubId::random();
+                // The handle first: the core may open a session at once (a match within the
+                // process), and the session needs the subscription's queue.
+                self.subs.insert(id, events);
+                let info = SubInfo {
+                    id,
+                    search,
+                    scope,
+                    process: self.id,
+                };
+                match self.core.subscribe(info) {
+                    Ok(()) => {
+                        let _ = reply.send(Ok(id));
+                    }
+                    Err(e) => {
+                        self.subs.remove(&id);
+                        let _ = reply.send(Err(SubscribeError::InvalidSearch(e)));
+                    }
+                }
+                self.carry_out();
+            }
             Command::Unsubscribe { id, done } => {
-                self.unsubscribe(id);
+                self.subs.remove(&id);
+                self.core.unsubscribe(id);
+                self.carry_out();
                 tell(done);
             }
-        }
-    }
-
-    fn on_down(&mut self, frame: Down) {
-        match frame {
-            Down::PubStatus { id, at, state } => self.on_pub_status(id, at, state),
-            Down::Route(route) => self.attach.route(route, &mut self.actions),
-            Down::RouteCleared(key) => self.attach.route_cleared(&key, &mut self.actions),
-            Down::SubRefused { id, at, reason } => {
-                warn!(id = %id.short(), %at, %reason, "subscription refused by a directory")
-            }
-            Down::Hello(_)
-            | Down::Heartbeat
-            | Down::Report { .. }
-            | Down::Ping { .. }
-            | Down::Pong { .. }
-            | Down::AskSessions { .. }
-            | Down::Sessions { .. } => {}
         }
     }
 
@@ -356,177 +300,197 @@ impl NodeTask {
                     scope: parent.scope,
                 });
                 self.parent_epoch = Some(epoch);
-                self.parent_unreachable = false;
-                self.engine.parent_connected(&mut self.out);
+                self.core.parent_connected();
             }
             UplinkEvent::Frame { epoch, frame } => {
                 if self.parent_epoch == Some(epoch) {
-                    match frame {
-                        // `layer-cake ping`: answered by the process itself.
-                        Down::Ping { seq } => self.out.push(Output::ToParent(Up::Pong { seq })),
-                        // `layer-cake network -l`: the sessions this process holds.
-                        Down::AskSessions { query } => self.out.push(Output::ToParent(Up::Sessions {
-                            query,
-                            sessions: self.attach.describe(),
-                        })),
-                        frame => self.engine.on_parent_frame(frame, &mut self.out),
-                    }
+                    self.core.parent_frame(frame);
                 }
             }
             UplinkEvent::Lost { epoch } => {
                 if self.parent_epoch == Some(epoch) {
                     self.parent.send_replace(ParentState::Connecting);
                     self.parent_epoch = None;
-                    self.engine.parent_lost(&mut self.out);
                 }
-                self.answer_waiting_publishers();
+                self.core.parent_lost();
             }
-            UplinkEvent::Unreachable => {
-                self.parent_unreachable = true;
-                self.answer_waiting_publishers();
-            }
+            UplinkEvent::Unreachable => self.core.parent_unreachable(),
         }
+        self.carry_out();
     }
 
     fn on_due(&mut self, due: Due) {
         match due {
-            Due::PublishAnswer(id) => self.answer_if_still_waiting(id),
             Due::Status(id) => self.offer_status(id),
-            Due::OpenDeadline(session) => {
-                let expired = self
-                    .sub_sessions
-                    .get(&session)
-                    .is_some_and(|(_, deadline)| deadline.is_some_and(|d| d <= Instant::now()));
-                if expired {
-                    if let Some((conn, _)) = self.sub_sessions.remove(&session) {
-                        self.close_session(conn, session, super::DropReason::OpenTimedOut);
-                    }
-                    self.session_failed(session, "the publisher did not answer");
-                }
-            }
-            Due::Retry => {
-                if self.attach.has_idle() {
-                    self.attach.retry(&mut self.actions);
-                    self.timers.retry_soon();
-                }
-            }
+            due => self.core.due(due),
         }
-    }
-
-    /// A subscriber's session failed or ended: the attachments choose another publisher, and
-    /// routes left without one are tried again later.
-    fn session_failed(&mut self, session: SessionId, reason: &str) {
-        self.attach.ended(session, reason, &mut self.actions);
-        self.timers.retry_soon();
+        self.carry_out();
     }
 
     fn on_note(&mut self, note: Note) {
         match note {
-            Note::Inbound(conn, starter) => {
-                self.conns.insert(
-                    conn.id,
-                    ConnEntry {
-                        conn,
-                        outbound: false,
-                    },
-                );
-                starter.start();
-            }
-            Note::Connected(conn, starter) => {
-                let remote = conn.remote;
-                let id = conn.id;
-                self.conns.insert(id, ConnEntry { conn, outbound: true });
-                starter.start();
-                if let Some(Outbound::Connecting(waiting)) = self.outbound.insert(remote, Outbound::Ready(id))
-                {
-                    for (session, sub, at, publisher) in waiting {
-                        self.open(id, session, sub, at, publisher);
-                    }
-                }
-            }
-            Note::ConnectFailed { remote, reason } => {
-                debug!(remote = %remote.short(), %reason, "could not reach a publisher");
-                if let Some(Outbound::Connecting(waiting)) = self.outbound.remove(&remote) {
-                    for (session, ..) in waiting {
-                        self.session_failed(session, &reason);
-                    }
-                }
-            }
-            Note::InboundOpen { conn, open } => self.inbound_open(conn, open),
-            Note::Opened { conn, session } => {
-                if let Some((c, deadline)) = self.sub_sessions.get_mut(&session) {
-                    if *c == conn {
-                        *deadline = None;
-                        self.attach.opened(session, &mut self.actions);
-                    }
-                }
-            }
+            Note::Inbound(conn, starter) => self.register(conn, starter, false),
+            Note::Connected(conn, starter) => self.register(conn, starter, true),
+            Note::ConnectFailed { remote, reason } => self.core.connect_failed(remote, &reason),
+            Note::InboundOpen { conn, open } => self.core.inbound_open(conn, open),
+            Note::Opened { conn, session } => self.core.opened(conn, session),
             Note::SessionEnded {
                 conn,
                 session,
                 reason,
-            } => {
-                if self.sub_sessions.get(&session).is_some_and(|(c, _)| *c == conn) {
-                    self.sub_sessions.remove(&session);
-                    self.session_failed(session, &reason);
-                } else if let Some(publication) = self.pub_sessions.remove(&(conn, session)) {
-                    if let Some(p) = self.pubs.get_mut(&publication) {
-                        p.sessions.remove(&(conn, session));
-                    }
+            } => self.core.session_ended(conn, session, &reason),
+            Note::ConnLost { conn, reason } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    debug!(peer = %c.remote_name, remote = %c.remote.short(), %reason, "session connection ended");
                 }
+                self.core.connection_lost(conn, &reason);
             }
-            Note::ConnLost { conn, reason } => self.conn_lost(conn, reason),
         }
+        self.carry_out();
     }
 
-    fn conn_lost(&mut self, conn: u64, reason: String) {
-        let Some(entry) = self.conns.remove(&conn) else {
-            return;
-        };
-        debug!(peer = %entry.conn.remote_name, remote = %entry.conn.remote.short(), %reason, "session connection ended");
-        self.sub_sessions.retain(|_, (c, _)| *c != conn);
-        self.pub_sessions.retain(|(c, session), publication| {
-            if *c == conn {
-                if let Some(p) = self.pubs.get_mut(publication) {
-                    p.sessions.remove(&(conn, *session));
-                }
-            }
-            *c != conn
-        });
-        if entry.outbound {
-            if matches!(self.outbound.get(&entry.conn.remote), Some(Outbound::Ready(c)) if *c == conn) {
-                self.outbound.remove(&entry.conn.remote);
-            }
-            self.attach
-                .process_lost(entry.conn.remote, &reason, &mut self.actions);
-            self.timers.retry_soon();
-        }
+    /// Registers a greeted connection, then starts its task (so nothing it reports can come
+    /// before it is known).
+    fn register(&mut self, conn: Arc<Conn>, starter: Starter, outbound: bool) {
+        let (id, remote) = (conn.id, conn.remote);
+        let from_afar = !crate::wire::is_local(conn.remote_addr);
+        self.conns.insert(id, conn);
+        starter.start();
+        self.core.connection_up(id, remote, from_afar, outbound);
     }
 
-    /// Carries out what the engine and the attachments said, until neither has more to say.
-    fn flush(&mut self) {
+    /// Carries out what the core decided, until it has nothing more to say.
+    fn carry_out(&mut self) {
         loop {
-            let outputs = std::mem::take(&mut self.out);
-            let actions = std::mem::take(&mut self.actions);
-            if outputs.is_empty() && actions.is_empty() {
+            let effects: Vec<Effect> = self.core.effects().collect();
+            if effects.is_empty() {
                 return;
             }
-            for output in outputs {
-                match output {
-                    Output::ToParent(frame) => {
-                        if let (Some(uplink), Some(epoch)) = (&self.uplink, self.parent_epoch) {
-                            if !uplink.send(epoch, frame) {
-                                self.parent_epoch = None;
-                                self.engine.parent_lost(&mut self.out);
-                            }
-                        }
+            for effect in effects {
+                self.carry(effect);
+            }
+        }
+    }
+
+    fn carry(&mut self, effect: Effect) {
+        match effect {
+            Effect::ToParent(frame) => {
+                if let (Some(uplink), Some(epoch)) = (&self.uplink, self.parent_epoch) {
+                    if !uplink.send(epoch, frame) {
+                        // The queue to the parent is full: the link is reset and everything
+                        // registered again on the next connection.
+                        self.parent_epoch = None;
+                        self.parent.send_replace(ParentState::Connecting);
+                        self.core.parent_lost();
                     }
-                    Output::ToLink(_, frame) => self.on_down(frame),
                 }
             }
-            for action in actions {
-                self.act(action);
+            Effect::Answer { id, answer } => {
+                let refused = answer.is_err();
+                if let Some(reply) = self.pubs.get_mut(&id).and_then(|p| p.reply.take()) {
+                    let _ = reply.send(answer.map(|status| (id, status)));
+                }
+                if refused {
+                    self.pubs.remove(&id);
+                }
             }
+            Effect::Standing { id, at, state } => {
+                if let Some(p) = self.pubs.get_mut(&id) {
+                    p.status_due = Some((at, state));
+                    self.offer_status(id);
+                }
+            }
+            Effect::Dial(publisher) => {
+                let task = opening::dial_publisher(
+                    self.to_node.clone(),
+                    publisher.addr,
+                    publisher.process,
+                    self.hello.clone(),
+                    self.secret.clone(),
+                );
+                tokio::spawn(task.in_current_span());
+            }
+            Effect::Open {
+                conn,
+                session,
+                sub,
+                at,
+                publisher,
+            } => {
+                let (Some(c), Some(events)) = (self.conns.get(&conn), self.subs.get(&sub)) else {
+                    self.core.session_ended(conn, session, "connection gone");
+                    return;
+                };
+                let s = Session::new(
+                    session,
+                    publisher.name.clone(),
+                    at,
+                    SessionEnd::Subscriber,
+                    c.clone(),
+                );
+                let open = Open {
+                    session,
+                    publication: publisher.id,
+                    name: publisher.name,
+                    subscription: sub,
+                    at,
+                };
+                c.command(ConnCommand::Open {
+                    session: s,
+                    events: events.clone(),
+                    open,
+                });
+            }
+            Effect::Admit {
+                conn,
+                session,
+                publication,
+                name,
+                at,
+            } => {
+                let (Some(c), Some(p)) = (self.conns.get(&conn), self.pubs.get(&publication)) else {
+                    return;
+                };
+                let s = Session::new(session, name, at, SessionEnd::Publisher, c.clone());
+                c.command(ConnCommand::Admit {
+                    session: s,
+                    events: p.events.clone(),
+                });
+            }
+            Effect::Refuse {
+                conn,
+                session,
+                reason,
+            } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.command(ConnCommand::Refuse { session, reason });
+                }
+            }
+            Effect::Close {
+                conn,
+                session,
+                reason,
+            } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.command(ConnCommand::Close { session, reason });
+                }
+            }
+            Effect::Wake { after, due } => self.timers.at(Instant::now() + after, due),
+        }
+    }
+
+    /// Gives `id`'s application its newest standing, if one is held back; if its queue is still
+    /// full, tries again shortly.
+    fn offer_status(&mut self, id: PubId) {
+        let Some(p) = self.pubs.get_mut(&id) else { return };
+        let Some((at, state)) = p.status_due.take() else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(Event::Status { at, state })) =
+            p.events.try_send(Event::Status { at, state })
+        {
+            p.status_due = Some((at, state));
+            self.timers.status_soon(id);
         }
     }
 }
