@@ -19,6 +19,7 @@ use crate::directory::{Action, Attachments, Engine, Output};
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
 use crate::scope::Scope;
 use crate::wire::directory::{Down, PubInfo, PubState, Up};
+use crate::wire::peer::Open;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -66,14 +67,9 @@ pub(crate) enum Effect {
     Standing { id: PubId, at: Scope, state: PubState },
     /// Connect to the process of this publication.
     Dial(PubInfo),
-    /// Open a session for subscription `sub` on connection `conn`.
-    Open {
-        conn: ConnId,
-        session: SessionId,
-        sub: SubId,
-        at: Scope,
-        publisher: PubInfo,
-    },
+    /// Open a session on connection `conn`: the `Open` frame says which (its session,
+    /// subscription, publication, name, and the scope it was matched at).
+    Open { conn: ConnId, open: Open },
     /// Accept a session a subscriber opened with publication `publication`.
     Admit {
         conn: ConnId,

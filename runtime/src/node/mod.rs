@@ -340,6 +340,26 @@ impl Node {
     }
 }
 
+/// The next event of `kind` from a handle's queue (a connection never sends a handle the
+/// other kind's events; any would be skipped).
+fn poll_events<T>(
+    events: &mut mpsc::Receiver<Event>,
+    cx: &mut Context<'_>,
+    kind: fn(Event) -> Option<T>,
+) -> Poll<Option<T>> {
+    loop {
+        match events.poll_recv(cx) {
+            Poll::Ready(Some(event)) => {
+                if let Some(event) = kind(event) {
+                    return Poll::Ready(Some(event));
+                }
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
 /// A published name. Its events say which subscribers opened sessions and what they sent; it
 /// is a [`Stream`](futures_util::Stream) of them, and [`next`](Self::next) takes one.
 /// Dropping it retracts the name.
@@ -382,17 +402,7 @@ impl Publication {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<PublicationEvent>> {
-        loop {
-            match self.events.poll_recv(cx) {
-                Poll::Ready(Some(event)) => {
-                    if let Some(event) = event.for_publication() {
-                        return Poll::Ready(Some(event));
-                    }
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        poll_events(&mut self.events, cx, Event::for_publication)
     }
 
     /// Withdraws the name, and waits until this process has: its sessions are closed (each
@@ -473,17 +483,7 @@ impl Subscription {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SubscriptionEvent>> {
-        loop {
-            match self.events.poll_recv(cx) {
-                Poll::Ready(Some(event)) => {
-                    if let Some(event) = event.for_subscription() {
-                        return Poll::Ready(Some(event));
-                    }
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        poll_events(&mut self.events, cx, Event::for_subscription)
     }
 
     /// Clears the subscription, and waits until this process has: its sessions are closed and

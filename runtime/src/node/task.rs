@@ -23,7 +23,6 @@ use crate::ids::{ProcessId, PubId, SubId};
 use crate::scope::Scope;
 use crate::secure::Secret;
 use crate::wire::directory::{PubInfo, PubState, SubInfo};
-use crate::wire::peer::Open;
 use crate::wire::{Hello, PeerKind};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -410,31 +409,19 @@ impl NodeTask {
                 );
                 tokio::spawn(task.in_current_span());
             }
-            Effect::Open {
-                conn,
-                session,
-                sub,
-                at,
-                publisher,
-            } => {
-                let (Some(c), Some(events)) = (self.conns.get(&conn), self.subs.get(&sub)) else {
-                    self.core.session_ended(conn, session, "connection gone");
+            Effect::Open { conn, open } => {
+                let (Some(c), Some(events)) = (self.conns.get(&conn), self.subs.get(&open.subscription))
+                else {
+                    self.core.session_ended(conn, open.session, "connection gone");
                     return;
                 };
                 let s = Session::new(
-                    session,
-                    publisher.name.clone(),
-                    at,
+                    open.session,
+                    open.name.clone(),
+                    open.at,
                     SessionEnd::Subscriber,
                     c.clone(),
                 );
-                let open = Open {
-                    session,
-                    publication: publisher.id,
-                    name: publisher.name,
-                    subscription: sub,
-                    at,
-                };
                 c.command(ConnCommand::Open {
                     session: s,
                     events: events.clone(),

@@ -244,21 +244,9 @@ impl Sim {
                 }
                 Effect::Standing { .. } => {}
                 Effect::Dial(publisher) => self.queue.push_back(Msg::Dial { from: n, publisher }),
-                Effect::Open {
-                    conn,
-                    session,
-                    sub,
-                    at,
-                    publisher,
-                } => {
-                    self.sessions.insert((n, conn, session), SessionState::Opening);
-                    let open = Open {
-                        session,
-                        publication: publisher.id,
-                        name: publisher.name,
-                        subscription: sub,
-                        at,
-                    };
+                Effect::Open { conn, open } => {
+                    self.sessions
+                        .insert((n, conn, open.session), SessionState::Opening);
                     self.send(n, conn, Peer::Open(open));
                 }
                 Effect::Admit { conn, session, .. } => {

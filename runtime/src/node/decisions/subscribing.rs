@@ -6,6 +6,7 @@ use crate::directory::{Action, Search, SearchError};
 use crate::ids::{SessionId, SubId};
 use crate::scope::Scope;
 use crate::wire::directory::{PubInfo, SubInfo, Up};
+use crate::wire::peer::Open;
 use tracing::info;
 
 /// A connection to a publisher's process: being made (the sessions waiting for it), or made.
@@ -135,13 +136,14 @@ impl NodeCore {
             return;
         }
         self.sub_sessions.insert(session, (conn, true));
-        self.effects.push(Effect::Open {
-            conn,
+        let open = Open {
             session,
-            sub,
+            publication: publisher.id,
+            name: publisher.name,
+            subscription: sub,
             at,
-            publisher,
-        });
+        };
+        self.effects.push(Effect::Open { conn, open });
         self.effects.push(Effect::Wake {
             after: OPEN_TIMEOUT,
             due: Due::OpenDeadline(session),
