@@ -86,7 +86,7 @@ impl BoundDirectory {
             .map(|path| crate::secure::Secret::from_file(path).map_err(|e| invalid(e.to_string())))
             .transpose()?;
         let listen = args.listen.unwrap_or(default_listen);
-        server::check_listen(scope, listen).map_err(invalid)?;
+        server::check_listen(scope, listen).map_err(|e| invalid(e.to_string()))?;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             let why = if e.kind() == std::io::ErrorKind::AddrInUse && listen.port() == crate::lan::DIRECTORY_PORT {
                 // host-cake (loopback) and lan-cake (every interface) both want this port.

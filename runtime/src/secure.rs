@@ -70,8 +70,20 @@ pub enum SecretError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        why: String,
+        #[source]
+        why: HexError,
     },
+}
+
+/// Why text is not a secret's 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    /// Not 64 characters.
+    #[error("found {0} characters")]
+    Length(usize),
+    /// A character that is not a hex digit.
+    #[error("{0:?} is not a hex digit")]
+    NotHex(char),
 }
 
 impl Secret {
@@ -98,17 +110,18 @@ impl Secret {
     }
 
     /// Parses 64 hex digits.
-    pub fn from_hex(hex: &str) -> Result<Secret, String> {
+    pub fn from_hex(hex: &str) -> Result<Secret, HexError> {
         if hex.chars().count() != 64 {
-            return Err(format!("found {} characters", hex.chars().count()));
+            return Err(HexError::Length(hex.chars().count()));
         }
         if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
-            return Err(format!("{c:?} is not a hex digit"));
+            return Err(HexError::NotHex(c));
         }
+        // Only ASCII hex digits now: every pair is one byte.
         let mut key = [0u8; 32];
         for (i, byte) in key.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                .map_err(|_| format!("{:?} is not hex", &hex[2 * i..2 * i + 2]))?;
+            let pair = &hex[2 * i..2 * i + 2];
+            *byte = u8::from_str_radix(pair, 16).expect("two hex digits");
         }
         Ok(Secret(key))
     }

@@ -60,13 +60,13 @@ impl Edit {
         if self.role == GROUP_ROLE {
             let group: GroupSettings = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
             if let Some(retry) = &group.retry {
-                retry.validate().map_err(invalid)?;
+                retry.validate().map_err(|e| invalid(e.to_string()))?;
             }
             home.save_group(&group)?;
         } else {
             let settings: RoleSettings = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
             if let Some(retry) = &settings.retry {
-                retry.validate().map_err(invalid)?;
+                retry.validate().map_err(|e| invalid(e.to_string()))?;
             }
             check_executable(&settings.executable).map_err(|e| invalid(e.to_string()))?;
             home.save_role(&self.role, &settings)?;

@@ -94,7 +94,7 @@ pub fn parse_secret_file(text: &str) -> Result<PathBuf, String> {
 /// Parses and checks a restart policy given as JSON.
 pub fn parse_retry(text: &str) -> Result<RetryPolicy, String> {
     let policy: RetryPolicy = serde_json::from_str(text).map_err(|e| format!("not a restart policy: {e}"))?;
-    policy.validate()?;
+    policy.validate().map_err(|e| e.to_string())?;
     Ok(policy)
 }
 

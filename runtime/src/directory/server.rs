@@ -404,13 +404,21 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
 /// Whether a directory at `scope` may listen on `addr`: GROUP and HOST directories serve
 /// their own host only, so they listen on loopback; LAN and wider listen where other hosts
 /// reach them. (They also refuse any connection that does not come from loopback.)
-pub fn check_listen(scope: Scope, addr: SocketAddr) -> Result<(), String> {
+pub fn check_listen(scope: Scope, addr: SocketAddr) -> Result<(), ListenRefused> {
     if scope < Scope::Lan && !crate::wire::is_local(addr) {
-        return Err(format!(
-            "a {scope} directory serves this host only: listen on loopback (127.0.0.1), not {addr}"
-        ));
+        return Err(ListenRefused { scope, addr });
     }
     Ok(())
+}
+
+/// A GROUP or HOST directory asked to listen beyond loopback.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {scope} directory serves this host only: listen on loopback (127.0.0.1), not {addr}")]
+pub struct ListenRefused {
+    /// The directory's scope.
+    pub scope: Scope,
+    /// Where it was asked to listen.
+    pub addr: SocketAddr,
 }
 
 #[cfg(test)]
@@ -425,7 +433,7 @@ mod listen_tests {
             assert!(check_listen(scope, at("127.1.2.3:0")).is_ok());
             assert!(check_listen(scope, at("[::1]:0")).is_ok());
             assert_eq!(
-                check_listen(scope, at("0.0.0.0:54195")).unwrap_err(),
+                check_listen(scope, at("0.0.0.0:54195")).unwrap_err().to_string(),
                 format!("a {scope} directory serves this host only: listen on loopback (127.0.0.1), not 0.0.0.0:54195")
             );
             assert!(check_listen(scope, at("10.0.0.1:54195")).is_err());

@@ -50,7 +50,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Checks the numbers make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BadRetryPolicy> {
         let steps = self.first_steps.iter().chain(self.regular_steps.iter());
         for (name, value) in [
             ("min", self.min),
@@ -61,19 +61,44 @@ impl RetryPolicy {
         .chain(steps.map(|s| ("steps", *s)))
         {
             if !value.is_finite() || value < 0.0 {
-                return Err(format!(
-                    "{name} must be a number of seconds, 0 or more (got {value})"
-                ));
+                return Err(BadRetryPolicy::NotSeconds { name, value });
             }
         }
         if self.min > self.max {
-            return Err(format!("min ({}) is over max ({})", self.min, self.max));
+            return Err(BadRetryPolicy::MinOverMax {
+                min: self.min,
+                max: self.max,
+            });
         }
         if self.period <= 0.0 || !self.period.is_finite() {
-            return Err("period must be over 0 seconds".into());
+            return Err(BadRetryPolicy::Period);
         }
         Ok(())
     }
+}
+
+/// Why a restart policy's numbers make no sense.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadRetryPolicy {
+    /// A duration that is negative or not a number.
+    #[error("{name} must be a number of seconds, 0 or more (got {value})")]
+    NotSeconds {
+        /// Which field.
+        name: &'static str,
+        /// What it held.
+        value: f64,
+    },
+    /// `min` over `max`.
+    #[error("min ({min}) is over max ({max})")]
+    MinOverMax {
+        /// The shortest delay.
+        min: f64,
+        /// The longest delay.
+        max: f64,
+    },
+    /// `period` not over 0.
+    #[error("period must be over 0 seconds")]
+    Period,
 }
 
 /// The group's own settings (`layer-cake create ...`, `layer-cake update group ...`).

@@ -19,9 +19,10 @@ pub enum WireError {
         /// The connection's maximum frame size.
         max: usize,
     },
-    /// A frame's body did not decode as any message this side knows.
+    /// A frame's body did not decode as any message this side knows (or a message could not
+    /// be encoded).
     #[error("malformed frame: {0}")]
-    Malformed(String),
+    Malformed(#[source] super::body::BodyError),
     /// The peer broke the protocol in some other way (wrong handshake, unexpected message).
     #[error("protocol: {0}")]
     Protocol(String),

@@ -19,7 +19,7 @@ pub mod peer;
 #[cfg(test)]
 mod roundtrip;
 
-pub use body::{BodyCodec, JsonCodec};
+pub use body::{BodyCodec, BodyError, JsonCodec};
 pub use frame::{MessageCodec, WireError};
 pub use greeting::{GreetingError, MAX_GREETING};
 pub use hello::{Hello, HelloError, PeerKind, MAGIC, PROTOCOL_VERSION};
