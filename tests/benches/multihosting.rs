@@ -12,7 +12,7 @@
 //! Each wrk run lasts `LC_BENCH_SECONDS` (default 5) seconds.
 
 use layer_cake_tests::bin;
-use layer_cake_tests::home::{wait_for, TestHome};
+use layer_cake_tests::home::TestHome;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -126,7 +126,7 @@ fn main() {
     firsts.sort_unstable();
 
     t.ok(&["start"]);
-    wait_for("every worker to serve", || {
+    t.wait_for("every worker to serve", || {
         let log = t.ok(&["log", "worker-7", "--count", "100"]);
         log.contains("serving multihosting-server")
     });

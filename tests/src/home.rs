@@ -143,11 +143,59 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Waits until `done` holds, checking every 10 ms; panics naming `what` after [`WAIT`].
+/// Waits until `done` holds, checking every 10 ms; panics naming `what` after [`WAIT`]. For
+/// what no file of a home tells (a process gone, a unit started): inside a home, use
+/// [`TestHome::wait_for`], which waits on the home's own changes.
 pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + WAIT;
     while !done() {
         assert!(Instant::now() < until, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The longest a [`TestHome::wait_for`] goes without checking, should a change come from
+/// outside the home's folder (a socket that starts answering).
+const UNWATCHED_CHECK: Duration = Duration::from_millis(200);
+
+impl TestHome {
+    /// Waits until `done` holds, checking it each time something in the home's folder changes
+    /// (inotify: a file created, written, renamed into place: the status group-cake rewrites,
+    /// a role's log line), and otherwise every [`UNWATCHED_CHECK`]; panics naming `what`
+    /// after [`WAIT`].
+    pub fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        use std::os::fd::AsFd;
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).expect("inotify");
+        let changes = AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE;
+        let mut watched = std::collections::HashSet::new();
+        // Every folder of the tree, and those made since (a role's log folder, `run/`).
+        let watch_tree = |watched: &mut std::collections::HashSet<PathBuf>| {
+            let mut folders = vec![self.dir().to_path_buf()];
+            while let Some(folder) = folders.pop() {
+                if watched.insert(folder.clone()) && inotify.add_watch(&folder, changes).is_err() {
+                    watched.remove(&folder);
+                }
+                if let Ok(entries) = std::fs::read_dir(&folder) {
+                    folders.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+            }
+        };
+        watch_tree(&mut watched);
+        let until = Instant::now() + WAIT;
+        while !done() {
+            let left = until.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {what}");
+            let wait = PollTimeout::try_from(left.min(UNWATCHED_CHECK)).expect("a short timeout");
+            let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, wait);
+            let _ = inotify.read_events();
+            watch_tree(&mut watched);
+        }
     }
 }

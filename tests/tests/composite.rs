@@ -35,7 +35,7 @@ fn redacted(pids: &[u32]) -> insta::Settings {
 
 fn running_pids(t: &TestHome, n: usize) -> Vec<u32> {
     let mut pids = Vec::new();
-    wait_for("every role running", || {
+    t.wait_for("every role running", || {
         pids = t.role_pids().into_iter().map(|(_, pid)| pid).collect();
         pids.len() == n
     });
@@ -97,7 +97,7 @@ fn killing_group_cake_leaves_no_orphans() {
             || !alive(pid),
         );
     }
-    wait_for("the home to be free", || t.status()["running"] == false);
+    t.wait_for("the home to be free", || t.status()["running"] == false);
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn a_crash_looping_role_backs_off_then_is_marked_failed() {
     t.ok(&["add", &crash, "crash"]);
     t.ok(&["add", "/bin/sleep", "sleeper", "--", "60"]);
     t.ok(&["start"]);
-    wait_for("the crashing role to be marked failed", || {
+    t.wait_for("the crashing role to be marked failed", || {
         t.status()["roles"][0]["state"] == "failed"
     });
     let status = t.status();
@@ -294,7 +294,7 @@ fn demo_publisher_and_subscriber_roles_find_each_other_at_group_scope() {
     t.ok(&["add", &publisher, "--", "--name", "svc", "--scope", "GROUP"]);
     t.ok(&["add", &subscriber, "--", "--search", "svc", "--scope", "GROUP"]);
     t.ok(&["start"]);
-    wait_for("the subscriber to get a reply at GROUP scope", || {
+    t.wait_for("the subscriber to get a reply at GROUP scope", || {
         let log = t.ok(&["log", "subscriber", "--count", "100"]);
         log.contains("available svc GROUP") && log.contains("reply")
     });
@@ -382,7 +382,7 @@ fn log_follows_new_lines_and_takes_relative_ranges() {
     );
     t.ok(&["add", &talker, "talker"]);
     t.ok(&["start"]);
-    wait_for("the first line", || t.ok(&["log", "talker"]).contains(" first\n"));
+    t.wait_for("the first line", || t.ok(&["log", "talker"]).contains(" first\n"));
     let mut follow = t
         .command(&["log", "talker", "--follow", "--count", "1"])
         .stdout(std::process::Stdio::piped())

@@ -1,7 +1,7 @@
 //! The multihosting demo end to end: the HTTP server and its workers as real processes, on
 //! loopback, as a composite (`layer-cake create/add/start`) and standalone.
 
-use layer_cake_tests::home::{wait_for, TestHome};
+use layer_cake_tests::home::TestHome;
 use layer_cake_tests::{bin, Daemon, Proc, WAIT};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -48,7 +48,7 @@ fn assert_table(body: &Value, x: usize, y: usize) {
 /// The server role's URL, from the `listening` line in its log.
 fn server_url(t: &TestHome) -> String {
     let mut url = String::new();
-    wait_for("the server to listen", || {
+    t.wait_for("the server to listen", || {
         let log = t.ok(&["log", "server", "--count", "1000"]);
         if let Some(addr) = log.lines().find_map(|l| l.split(" listening ").nth(1)) {
             url = format!("http://{}", addr.trim());
@@ -58,9 +58,9 @@ fn server_url(t: &TestHome) -> String {
     url
 }
 
-/// Waits until `url` answers 200 (a worker has joined the server's spool).
-fn wait_served(agent: &ureq::Agent, url: &str) {
-    wait_for("a worker to serve", || get(agent, url).0 == 200);
+/// Waits until `url` answers 200 (a worker has joined the server's spool: its log says so).
+fn wait_served(t: &TestHome, agent: &ureq::Agent, url: &str) {
+    t.wait_for("a worker to serve", || get(agent, url).0 == 200);
 }
 
 /// A home with the multihosting server and `workers` workers, created with `create_args`.
@@ -86,7 +86,7 @@ async fn the_readme_sequence_serves_tables_and_a_worker_started_by_hand_joins() 
     t.ok(&["start"]);
     let agent = client();
     let url = format!("{}/Xy?x=2&y=2", server_url(&t));
-    wait_served(&agent, &url);
+    wait_served(&t, &agent, &url);
     let (status, body) = get(&agent, &url);
     assert_eq!(status, 200);
     assert_table(&body, 2, 2);
@@ -200,7 +200,7 @@ fn a_worker_killed_under_load_is_restarted_and_no_request_is_lost() {
     );
     t.ok(&["start"]);
     let url = format!("{}/Xy?x=4&y=4", server_url(&t));
-    wait_served(&client(), &url);
+    wait_served(&t, &client(), &url);
     let victim = t
         .role_pids()
         .into_iter()
@@ -231,7 +231,7 @@ fn a_worker_killed_under_load_is_restarted_and_no_request_is_lost() {
         .collect();
     std::thread::sleep(Duration::from_millis(200)); // let the load build up
     kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
-    wait_for("worker-1 to be restarted", || {
+    t.wait_for("worker-1 to be restarted", || {
         let s = t.status();
         let w = &s["roles"]
             .as_array()

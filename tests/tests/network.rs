@@ -2,7 +2,7 @@
 //! a composite (group-cake with a publisher and a subscriber) under it, and a standalone
 //! publisher. The LAN parent is shown in `lan.rs`, in the namespace lab.
 
-use layer_cake_tests::home::{wait_for, TestHome};
+use layer_cake_tests::home::TestHome;
 use layer_cake_tests::{bin, publisher, Daemon};
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ async fn known_tree() -> (Daemon, TestHome, layer_cake_tests::Proc) {
     t.ok(&["add", &publisher, "--", "--name", "svc-group", "--scope", "GROUP"]);
     t.ok(&["add", &subscriber, "--", "--search", "svc-.*", "--scope", "HOST"]);
     t.ok(&["start"]);
-    wait_for("the subscriber to hold a session with each publisher", || {
+    t.wait_for("the subscriber to hold a session with each publisher", || {
         let log = t.ok(&["log", "subscriber", "--count", "100"]);
         log.contains("available svc-group GROUP") && log.contains("available svc-host HOST")
     });
