@@ -46,6 +46,29 @@ async fn network_shows_the_lan_directory_above_the_host() {
         "{said}"
     );
     assert!(said.contains("--- 2 sent, 2 answered"), "{said}");
+    // Straight to lan-cake, across hosts, with pings further apart than it waits on a silent
+    // child: the client's heartbeats keep the link (it was dropped after 3 s before).
+    let out = lab.run(
+        1,
+        folder.path(),
+        "layer-cake",
+        &[
+            "ping",
+            lan_id,
+            "--directory",
+            "10.0.0.195:54195",
+            "-c",
+            "2",
+            "--interval-ms",
+            "3500",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("--- 2 sent, 2 answered"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ impl Ping {
             let mut times = Vec::new();
             for seq in 1..=self.count {
                 if seq > 1 {
-                    tokio::time::sleep(Duration::from_millis(self.interval_ms)).await;
+                    client.idle(Duration::from_millis(self.interval_ms)).await?;
                 }
                 match client.ping(target, deadline).await? {
                     Some(t) => {

@@ -9,7 +9,8 @@ use crate::secure::Secret;
 use crate::wire::directory::{DirectoryReport, Down, SessionInfo, Up};
 use crate::wire::opening::{self, Opened};
 use crate::wire::{
-    Hello, MessageCodec, OpeningError, PeerKind, WireError, HANDSHAKE_TIMEOUT, MAX_DIRECTORY_FRAME,
+    Hello, MessageCodec, OpeningError, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_EVERY,
+    MAX_DIRECTORY_FRAME,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -24,6 +25,10 @@ pub struct DirectoryClient {
     /// This client's own identity (it is one of the directory's children while connected).
     pub id: ProcessId,
     next: u64,
+    /// The link crosses hosts: the directory drops a child it hears nothing from for
+    /// [`HEARTBEAT_DEAD`](crate::wire::HEARTBEAT_DEAD), so the client says it is there.
+    beats: bool,
+    last_sent: Instant,
 }
 
 impl DirectoryClient {
@@ -43,13 +48,15 @@ impl DirectoryClient {
             peer,
             id,
             next: 0,
+            beats: crate::wire::needs_heartbeat(addr),
+            last_sent: Instant::now(),
         })
     }
 
     /// Asks the directory to describe itself, its parent and its children.
     pub async fn inspect(&mut self, deadline: Duration) -> Result<DirectoryReport, WireError> {
         let query = self.number();
-        self.framed.send(Up::Inspect { query }).await?;
+        self.send(Up::Inspect { query }).await?;
         let report = self
             .answer(deadline, |frame| match frame {
                 Down::Report { query: q, report } if q == query => Some(report),
@@ -68,7 +75,7 @@ impl DirectoryClient {
     ) -> Result<Option<Duration>, WireError> {
         let seq = self.number();
         let sent = Instant::now();
-        self.framed.send(Up::Ping { seq, target }).await?;
+        self.send(Up::Ping { seq, target }).await?;
         self.answer(deadline, |frame| match frame {
             Down::Pong { seq: s } if s == seq => Some(sent.elapsed()),
             _ => None,
@@ -84,7 +91,7 @@ impl DirectoryClient {
         deadline: Duration,
     ) -> Result<Option<Vec<SessionInfo>>, WireError> {
         let query = self.number();
-        self.framed.send(Up::AskSessions { query, target }).await?;
+        self.send(Up::AskSessions { query, target }).await?;
         self.answer(deadline, |frame| match frame {
             Down::Sessions { query: q, sessions } if q == query => Some(sessions),
             _ => None,
@@ -97,6 +104,46 @@ impl DirectoryClient {
         self.next
     }
 
+    /// Waits `period`, keeping the link alive meanwhile (between `ping`s, say): frames the
+    /// directory sends are read and set aside, and on a link between hosts a heartbeat goes
+    /// out whenever this side has been quiet for [`HEARTBEAT_EVERY`].
+    pub async fn idle(&mut self, period: Duration) -> Result<(), WireError> {
+        let until = Instant::now() + period;
+        while self.next_frame(until).await?.is_some() {}
+        Ok(())
+    }
+
+    async fn send(&mut self, frame: Up) -> Result<(), WireError> {
+        self.last_sent = Instant::now();
+        self.framed.send(frame).await
+    }
+
+    /// The next frame from the directory, or `None` once `until` passes; heartbeats both ways
+    /// are handled here.
+    async fn next_frame(&mut self, until: Instant) -> Result<Option<Down>, WireError> {
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return Ok(None);
+            }
+            let mut wait = until - now;
+            if self.beats {
+                wait = wait.min((self.last_sent + HEARTBEAT_EVERY).saturating_duration_since(now));
+            }
+            match tokio::time::timeout(wait, self.framed.next()).await {
+                Err(_) => {
+                    if self.beats && self.last_sent.elapsed() >= HEARTBEAT_EVERY {
+                        self.send(Up::Heartbeat).await?;
+                    }
+                }
+                Ok(Some(Ok(Down::Heartbeat))) => {}
+                Ok(Some(Ok(frame))) => return Ok(Some(frame)),
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) => return Err(WireError::Protocol("the directory closed the connection".into())),
+            }
+        }
+    }
+
     /// Reads frames until `pick` takes one, the connection ends (an error), or `deadline`
     /// passes (`None`). Frames `pick` leaves (late answers, routes) are skipped.
     async fn answer<T>(
@@ -104,22 +151,12 @@ impl DirectoryClient {
         deadline: Duration,
         mut pick: impl FnMut(Down) -> Option<T>,
     ) -> Result<Option<T>, WireError> {
-        let read = async {
-            loop {
-                match self.framed.next().await {
-                    Some(Ok(frame)) => {
-                        if let Some(t) = pick(frame) {
-                            return Ok(t);
-                        }
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => return Err(WireError::Protocol("the directory closed the connection".into())),
-                }
+        let until = Instant::now() + deadline;
+        while let Some(frame) = self.next_frame(until).await? {
+            if let Some(t) = pick(frame) {
+                return Ok(Some(t));
             }
-        };
-        match tokio::time::timeout(deadline, read).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
         }
+        Ok(None)
     }
 }
