@@ -107,13 +107,18 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
         None => None,
     };
     let home_parent = prepared.as_ref().and_then(|p| p.parent);
+    // The LAN's secret, for the directory and the roles alike: --secret-file (or
+    // LC_SECRET_FILE), else the home's.
     let home_secret = prepared.as_ref().and_then(|p| p.secret_file.clone());
+    let secret_file = layer_cake::secure::named(cli.daemon.secret_file.as_deref())
+        .map(std::path::Path::to_path_buf)
+        .or(home_secret);
     let directory = BoundDirectory::bind(
         "group-cake",
         Scope::Group,
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         Some(home_parent.unwrap_or(DEFAULT_HOST_DIRECTORY)),
-        home_secret.as_deref(),
+        secret_file.as_deref(),
         &cli.daemon,
     )
     .await?;
@@ -131,7 +136,7 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
                 home: prepared.home,
                 roles: prepared.roles,
                 main_role: prepared.main_role,
-                secret_file: prepared.secret_file.or(cli.daemon.secret_file.clone()),
+                secret_file,
                 foreground: cli.foreground,
                 grace,
                 directory: bound,

@@ -77,14 +77,9 @@ impl BoundDirectory {
     ) -> std::io::Result<BoundDirectory> {
         let open_files = raise_open_files_limit();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let secret_file = args
-            .secret_file
-            .as_deref()
-            .filter(|p| !p.as_os_str().is_empty())
-            .or(home_secret);
-        let secret = secret_file
-            .map(|path| crate::secure::Secret::from_file(path).map_err(|e| invalid(e.to_string())))
-            .transpose()?;
+        let secret_file = crate::secure::named(args.secret_file.as_deref()).or(home_secret);
+        let secret =
+            crate::secure::Secret::from_optional_file(secret_file).map_err(|e| invalid(e.to_string()))?;
         let listen = args.listen.unwrap_or(default_listen);
         server::check_listen(scope, listen).map_err(|e| invalid(e.to_string()))?;
         let listener = TcpListener::bind(listen).await.map_err(|e| {

@@ -137,8 +137,8 @@ pub fn session(data: &[u8]) {
 }
 
 /// A greeting, read by the very exchange every connection begins with
-/// ([`crate::wire::greeting::exchange`], as the accepting side): what it accepts is checked
-/// and survives a round trip; anything else is an error, never a panic or a hang.
+/// ([`crate::wire::greeting::exchange`], as the accepting side): what it accepts survives a
+/// round trip; anything else is an error, never a panic or a hang.
 pub fn handshake(data: &[u8]) {
     use crate::wire::greeting::{exchange, Side};
     use tokio::io::AsyncWriteExt;
@@ -153,9 +153,8 @@ pub fn handshake(data: &[u8]) {
             let (mut peer, mut io) = tokio::io::duplex(1 << 17);
             peer.write_all(data).await.expect("the duplex takes it");
             drop(peer);
-            let deadline = std::time::Duration::from_secs(5);
-            if let Ok(hello) = exchange(&mut io, &ours, Side::Accepting, deadline).await {
-                assert!(hello.check().is_ok(), "an accepted greeting checks out");
+            // (The input ends: the exchange must end with it.)
+            if let Ok(hello) = exchange(&mut io, &ours, Side::Accepting).await {
                 let again: Hello = serde_json::from_slice(&serde_json::to_vec(&hello).unwrap()).unwrap();
                 assert_eq!(again, hello);
             }

@@ -173,20 +173,21 @@ impl TestHome {
             | AddWatchFlags::IN_CLOSE_WRITE
             | AddWatchFlags::IN_MOVED_TO
             | AddWatchFlags::IN_DELETE;
-        let mut watched = std::collections::HashSet::new();
-        // Every folder of the tree, and those made since (a role's log folder, `run/`).
-        let watch_tree = |watched: &mut std::collections::HashSet<PathBuf>| {
-            let mut folders = vec![self.dir().to_path_buf()];
-            while let Some(folder) = folders.pop() {
-                if watched.insert(folder.clone()) && inotify.add_watch(&folder, changes).is_err() {
-                    watched.remove(&folder);
+        // Every folder of the tree now; then each folder made since (a role's log folder,
+        // `run/`) as its creation is reported.
+        let mut folders: std::collections::HashMap<_, PathBuf> = std::collections::HashMap::new();
+        let watch_tree = |root: PathBuf, folders: &mut std::collections::HashMap<_, PathBuf>| {
+            let mut todo = vec![root];
+            while let Some(folder) = todo.pop() {
+                if let Ok(wd) = inotify.add_watch(&folder, changes) {
+                    folders.insert(wd, folder.clone());
                 }
                 if let Ok(entries) = std::fs::read_dir(&folder) {
-                    folders.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                    todo.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
                 }
             }
         };
-        watch_tree(&mut watched);
+        watch_tree(self.dir().to_path_buf(), &mut folders);
         let until = Instant::now() + WAIT;
         while !done() {
             let left = until.saturating_duration_since(Instant::now());
@@ -194,8 +195,16 @@ impl TestHome {
             let wait = PollTimeout::try_from(left.min(UNWATCHED_CHECK)).expect("a short timeout");
             let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, wait);
-            let _ = inotify.read_events();
-            watch_tree(&mut watched);
+            for event in inotify.read_events().unwrap_or_default() {
+                let made = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_ISDIR;
+                if let (true, Some(name), Some(parent)) = (
+                    event.mask.contains(made),
+                    event.name,
+                    folders.get(&event.wd).cloned(),
+                ) {
+                    watch_tree(parent.join(name), &mut folders);
+                }
+            }
         }
     }
 }

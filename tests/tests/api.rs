@@ -184,7 +184,11 @@ async fn process_scope_matches_inside_one_process_without_any_directory() {
     let mut subscription = n.subscribe("local", Scope::Process).await.unwrap();
     let s = session(next(&mut subscription).await);
     assert_eq!(s.matched_at(), Scope::Process);
-    assert_eq!(s.peer_addr(), None, "in-process sessions use no socket");
+    assert_eq!(
+        s.peer_addr(),
+        None,
+        "a session within one process has no peer address"
+    );
     let asking = tokio::spawn(async move { s.request::<_, String>(&"ping", Duration::from_secs(5)).await });
     session(next(&mut publication).await);
     let PublicationEvent::Message(m) = next(&mut publication).await else {
@@ -247,32 +251,26 @@ async fn regex_subscription_gets_one_session_per_matching_name() {
     assert_eq!(session(next(&mut subscription).await).name(), "w:ffff-0000");
 }
 
-/// A directory inside the test process (the shipped server on a listener of its own), and
-/// the token that stops it.
-async fn directory_in_process(addr: SocketAddr) -> (SocketAddr, CancellationToken) {
-    // The address may still be held, for a moment, by a directory just stopped there.
-    let listener = tokio::time::timeout(WAIT, async {
-        loop {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(listener) => return listener,
-                Err(_) => tokio::task::yield_now().await,
-            }
-        }
-    })
-    .await
-    .expect("the address is free again");
+/// A directory inside the test process (the shipped server on a listener of its own): its
+/// address, the token that stops it, and its task (which ends once the address is free).
+async fn directory_in_process(
+    addr: SocketAddr,
+) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the address is free");
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let config = DirectoryConfig::new(Scope::Host, "host-cake");
-    tokio::spawn(server::run(listener, config, stop.clone()));
-    (addr, stop)
+    let task = tokio::spawn(server::run(listener, config, stop.clone()));
+    (addr, stop, task)
 }
 
 /// The node reports its link to the parent as it comes, goes and comes back; `retract` and
 /// `clear` return once done, and the other side hears why; `close` waits for the end.
 #[tokio::test]
 async fn the_parent_link_is_watched_handles_withdraw_when_awaited_and_close_waits() {
-    let (addr, stop) = directory_in_process("127.0.0.1:0".parse().unwrap()).await;
+    let (addr, stop, directory) = directory_in_process("127.0.0.1:0".parse().unwrap()).await;
     let (a, b) = (node(Some(addr)).await, node(Some(addr)).await);
     assert_eq!(*node(None).await.parent().borrow(), ParentState::NoDirectory);
     let mut parent = a.parent();
@@ -304,11 +302,12 @@ async fn the_parent_link_is_watched_handles_withdraw_when_awaited_and_close_wait
 
     // The parent goes, and comes back at the same address: the node sees both.
     stop.cancel();
+    tokio::time::timeout(WAIT, directory).await.unwrap().unwrap();
     tokio::time::timeout(WAIT, parent.wait_for(|p| *p == ParentState::Connecting))
         .await
         .unwrap()
         .unwrap();
-    let (_, stop_again) = directory_in_process(addr).await;
+    let (_, stop_again, _) = directory_in_process(addr).await;
     tokio::time::timeout(WAIT, parent.wait_for(connected))
         .await
         .unwrap()

@@ -209,10 +209,13 @@ fn a_worker_killed_under_load_is_restarted_and_no_request_is_lost() {
         .expect("worker-1 runs");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each request answered says so here: the test waits on answers, not on the clock.
+    let (answered_tx, answered) = std::sync::mpsc::channel::<()>();
     let load: Vec<_> = (0..8)
         .map(|_| {
             let url = url.clone();
             let stop = stop.clone();
+            let answered_tx = answered_tx.clone();
             std::thread::spawn(move || {
                 let agent = client();
                 let mut statuses = Vec::new();
@@ -224,12 +227,19 @@ fn a_worker_killed_under_load_is_restarted_and_no_request_is_lost() {
                     let started = Instant::now();
                     let (status, body) = get(&agent, &url);
                     statuses.push((status, body, started.elapsed()));
+                    let _ = answered_tx.send(());
                 }
                 statuses
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200)); // let the load build up
+    // Under load: 50 requests answered before the kill, 50 more after the restart.
+    let answers = |n: usize| {
+        for _ in 0..n {
+            answered.recv_timeout(WAIT).expect("requests are answered");
+        }
+    };
+    answers(50);
     kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
     t.wait_for("worker-1 to be restarted", || {
         let s = t.status();
@@ -242,7 +252,8 @@ fn a_worker_killed_under_load_is_restarted_and_no_request_is_lost() {
             .unwrap();
         w["restarts"] == 1 && w["state"] == "running" && w["pid"].as_u64() != Some(victim as u64)
     });
-    std::thread::sleep(Duration::from_millis(200)); // load on the restarted worker too
+    answered.try_iter().count();
+    answers(50);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;
     for thread in load {

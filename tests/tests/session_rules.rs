@@ -3,7 +3,6 @@
 //! message fails only itself.
 
 use bytes::{Buf, BytesMut};
-use layer_cake::wire::peer::PeerMsg;
 use layer_cake::wire::{Hello, PeerKind};
 use layer_cake::{
     FailKind, Node, NodeConfig, ProcessId, Publication, PublicationEvent, RequestError, Scope, SendError,
@@ -62,7 +61,7 @@ impl Raw {
             Scope::Process,
             "raw-client",
         );
-        let json = serde_json::to_string(&PeerMsg::Hello(hello)).unwrap();
+        let json = serde_json::json!({ "Hello": hello }).to_string();
         stream.write_all(&frame(&json)).await.unwrap();
         let mut raw = Raw {
             stream,
@@ -108,8 +107,7 @@ impl Raw {
 }
 
 /// A subscriber may send right after its `Open`: every request written in the same write as
-/// the `Open` is answered, and `Opened` comes before any reply. (Before: most of them were
-/// discarded without a word, and some replies overtook `Opened`.)
+/// the `Open` is answered, and `Opened` comes before any reply.
 #[tokio::test]
 async fn requests_sent_with_the_open_are_all_answered_after_opened() {
     let n = node().await;
@@ -136,8 +134,7 @@ async fn requests_sent_with_the_open_are_all_answered_after_opened() {
 }
 
 /// A malformed message fails only itself: the sender hears `Failed` for it, and the other
-/// session on the same connection, and the same session, go on. (Before: one `"corr": null`
-/// closed the whole connection.)
+/// session on the same connection, and the same session, go on.
 #[tokio::test]
 async fn one_malformed_message_fails_only_itself() {
     let n = node().await;
@@ -205,8 +202,7 @@ async fn next_request(publication: &mut Publication) -> layer_cake::Incoming {
 }
 
 /// A reply over the frame limit fails at once on both sides, with typed errors; a request the
-/// publisher cannot decode, or drops, is answered with a failure. (Before: the requester
-/// heard nothing until its deadline.)
+/// publisher cannot decode, or drops, is answered with a failure.
 #[tokio::test]
 async fn requests_that_cannot_be_answered_fail_at_once() {
     let n = node().await;
@@ -272,8 +268,7 @@ impl Serialize for Explodes {
 layer_cake::message!(Explodes);
 
 /// A message whose `Serialize` panics takes down only the task that sent it: no lock is held
-/// while user code runs, so the connection and its other sessions carry on. (Before: the
-/// outbox mutex was poisoned and every later send on the connection panicked.)
+/// while user code runs, so the connection and its other sessions carry on.
 #[tokio::test]
 async fn a_panicking_serialize_harms_nothing_else() {
     let n = node().await;

@@ -105,10 +105,10 @@ pub fn start_address(directory: Option<SocketAddr>, home_path: &Path) -> SocketA
 /// (`--secret-file`, or `LC_SECRET_FILE`), else the one the home's composite is made with.
 pub fn lan_secret(file: Option<&Path>, home_path: &Path) -> Result<Option<Secret>> {
     let home_file = || Home::open(home_path).ok()?.group().ok()?.secret_file;
-    match file.map(Path::to_path_buf).or_else(home_file) {
-        Some(path) if !path.as_os_str().is_empty() => Ok(Some(Secret::from_file(&path)?)),
-        _ => Ok(None),
-    }
+    let file = layer_cake::secure::named(file)
+        .map(Path::to_path_buf)
+        .or_else(home_file);
+    Ok(Secret::from_optional_file(file.as_deref())?)
 }
 
 /// The `--secret-file` option of the commands that walk the tree.

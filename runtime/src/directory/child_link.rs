@@ -199,10 +199,6 @@ async fn serve_child(
                     warn!(link, %addr, reason = %e, "closing connection: bad frame");
                     break e.to_string();
                 }
-                Some(Ok(Up::Hello(_))) => {
-                    warn!(link, %addr, "closing connection: unexpected second greeting");
-                    break "unexpected second greeting".to_string();
-                }
                 Some(Ok(Up::Heartbeat)) => live.heard(),
                 Some(Ok(frame)) => {
                     live.heard();

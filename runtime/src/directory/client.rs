@@ -9,8 +9,8 @@ use crate::secure::Secret;
 use crate::wire::directory::{DirectoryReport, Down, SessionInfo, Up};
 use crate::wire::opening::{self, Opened};
 use crate::wire::{
-    Hello, MessageCodec, OpeningError, PeerKind, WireError, HANDSHAKE_TIMEOUT, HEARTBEAT_EVERY,
-    MAX_DIRECTORY_FRAME,
+    Beat, Hello, Liveness, MessageCodec, OpeningError, PeerKind, WireError, HANDSHAKE_TIMEOUT,
+    HEARTBEAT_CHECK, HEARTBEAT_DEAD, MAX_DIRECTORY_FRAME,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -25,10 +25,9 @@ pub struct DirectoryClient {
     /// This client's own identity (it is one of the directory's children while connected).
     pub id: ProcessId,
     next: u64,
-    /// The link crosses hosts: the directory drops a child it hears nothing from for
-    /// [`HEARTBEAT_DEAD`](crate::wire::HEARTBEAT_DEAD), so the client says it is there.
-    beats: bool,
-    last_sent: Instant,
+    /// Heartbeats, on a link between hosts: the directory drops a child it hears nothing from
+    /// for [`HEARTBEAT_DEAD`], so the client says it is there (and notices a directory gone).
+    live: Liveness,
 }
 
 impl DirectoryClient {
@@ -48,8 +47,7 @@ impl DirectoryClient {
             peer,
             id,
             next: 0,
-            beats: crate::wire::needs_heartbeat(addr),
-            last_sent: Instant::now(),
+            live: Liveness::new(addr),
         })
     }
 
@@ -106,7 +104,7 @@ impl DirectoryClient {
 
     /// Waits `period`, keeping the link alive meanwhile (between `ping`s, say): frames the
     /// directory sends are read and set aside, and on a link between hosts a heartbeat goes
-    /// out whenever this side has been quiet for [`HEARTBEAT_EVERY`].
+    /// out whenever this side has been quiet for [`HEARTBEAT_EVERY`](crate::wire::HEARTBEAT_EVERY).
     pub async fn idle(&mut self, period: Duration) -> Result<(), WireError> {
         let until = Instant::now() + period;
         while self.next_frame(until).await?.is_some() {}
@@ -114,32 +112,35 @@ impl DirectoryClient {
     }
 
     async fn send(&mut self, frame: Up) -> Result<(), WireError> {
-        self.last_sent = Instant::now();
+        self.live.sent();
         self.framed.send(frame).await
     }
 
     /// The next frame from the directory, or `None` once `until` passes; heartbeats both ways
     /// are handled here.
     async fn next_frame(&mut self, until: Instant) -> Result<Option<Down>, WireError> {
+        let until = tokio::time::Instant::from_std(until);
+        let mut check = tokio::time::interval(HEARTBEAT_CHECK);
         loop {
-            let now = Instant::now();
-            if now >= until {
-                return Ok(None);
-            }
-            let mut wait = until - now;
-            if self.beats {
-                wait = wait.min((self.last_sent + HEARTBEAT_EVERY).saturating_duration_since(now));
-            }
-            match tokio::time::timeout(wait, self.framed.next()).await {
-                Err(_) => {
-                    if self.beats && self.last_sent.elapsed() >= HEARTBEAT_EVERY {
-                        self.send(Up::Heartbeat).await?;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return Ok(None),
+                _ = check.tick(), if self.live.on() => match self.live.tick() {
+                    Beat::Quiet => {}
+                    Beat::Send => self.framed.send(Up::Heartbeat).await?,
+                    Beat::Dead => {
+                        return Err(WireError::Protocol(format!("nothing from the directory for {HEARTBEAT_DEAD:?}")))
                     }
-                }
-                Ok(Some(Ok(Down::Heartbeat))) => {}
-                Ok(Some(Ok(frame))) => return Ok(Some(frame)),
-                Ok(Some(Err(e))) => return Err(e),
-                Ok(None) => return Err(WireError::Protocol("the directory closed the connection".into())),
+                },
+                frame = self.framed.next() => match frame {
+                    Some(Ok(frame)) => {
+                        self.live.heard();
+                        if !matches!(frame, Down::Heartbeat) {
+                            return Ok(Some(frame));
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(WireError::Protocol("the directory closed the connection".into())),
+                },
             }
         }
     }

@@ -81,7 +81,7 @@ pub struct Engine {
     /// For each active publication, the subscriptions this engine routed to it.
     routed: HashMap<PubId, HashSet<SubId>>,
     /// Routes passed down from the parent, by subscription, to clear when the parent goes.
-    on_parent_frame: HashMap<SubId, HashSet<RouteKey>>,
+    parent_routes: HashMap<SubId, HashSet<RouteKey>>,
     /// What each link registered, so that losing a link costs what it held, not a scan.
     by_link: HashMap<LinkId, LinkListings>,
     /// How many listings are wider than this engine's scope (and so want a parent).
@@ -101,7 +101,7 @@ impl Engine {
             exact: HashMap::new(),
             patterns: PrefixIndex::default(),
             routed: HashMap::new(),
-            on_parent_frame: HashMap::new(),
+            parent_routes: HashMap::new(),
             by_link: HashMap::new(),
             wider: 0,
             parent_up: false,
@@ -143,8 +143,7 @@ impl Engine {
     pub fn on_child_frame(&mut self, link: LinkId, frame: Up, out: &mut Vec<Output>) {
         match frame {
             // Inspection and pings are the daemon's business, not matching.
-            Up::Hello(_)
-            | Up::Heartbeat
+            Up::Heartbeat
             | Up::Inspect { .. }
             | Up::Ping { .. }
             | Up::Pong { .. }
@@ -437,7 +436,7 @@ impl Engine {
                 set.remove(&id);
             }
         }
-        self.on_parent_frame.remove(&id);
+        self.parent_routes.remove(&id);
         if self.forwards(entry.info.scope) {
             self.wider -= 1;
         }
@@ -501,7 +500,7 @@ impl Engine {
     pub fn parent_lost(&mut self, out: &mut Vec<Output>) {
         self.parent_up = false;
         let mut cleared: Vec<(u64, RouteKey)> = Vec::new();
-        for (sub, keys) in self.on_parent_frame.drain() {
+        for (sub, keys) in self.parent_routes.drain() {
             if let Some(entry) = self.subs.get(&sub) {
                 cleared.extend(keys.into_iter().map(|k| (entry.link, k)));
             }
@@ -517,8 +516,7 @@ impl Engine {
     /// Handles one frame from the parent: passes it down to the link it concerns.
     pub fn on_parent_frame(&mut self, frame: Down, out: &mut Vec<Output>) {
         match frame {
-            Down::Hello(_)
-            | Down::Heartbeat
+            Down::Heartbeat
             | Down::Report { .. }
             | Down::Ping { .. }
             | Down::Pong { .. }
@@ -536,7 +534,7 @@ impl Engine {
             }
             Down::Route(route) => {
                 if let Some(entry) = self.subs.get(&route.sub) {
-                    self.on_parent_frame
+                    self.parent_routes
                         .entry(route.sub)
                         .or_default()
                         .insert(route.key());
@@ -545,7 +543,7 @@ impl Engine {
             }
             Down::RouteCleared(key) => {
                 let known = self
-                    .on_parent_frame
+                    .parent_routes
                     .get_mut(&key.sub)
                     .is_some_and(|keys| keys.remove(&key));
                 if known {

@@ -124,7 +124,8 @@ impl Directory {
             timeout: self.config.handshake_timeout,
             secret: self.config.secret.clone(),
         };
-        tokio::spawn(accept_loop(listener, greeting, inbox_tx, self.shutdown.clone()).in_current_span());
+        let accepting =
+            tokio::spawn(accept_loop(listener, greeting, inbox_tx, self.shutdown.clone()).in_current_span());
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -147,6 +148,8 @@ impl Directory {
         for link in self.links.values() {
             link.cancel.cancel();
         }
+        // Once `run` returns, the listening address is free again.
+        let _ = accepting.await;
         info!("directory stopped");
     }
 
@@ -361,7 +364,6 @@ fn log_listing(link: LinkId, peer: &Hello, frame: &Up) {
             info!(link, peer, search = %s.search, scope = %s.scope, id = %s.id.short(), "subscribe")
         }
         Up::Unsubscribe { id } => info!(link, peer, id = %id.short(), "unsubscribe"),
-        Up::Hello(_) => warn!(link, peer, "second greeting ignored"),
         Up::Heartbeat | Up::Pong { .. } | Up::Sessions { .. } => {}
         Up::AskSessions { target, .. } => debug!(link, peer, target = %target.short(), "ask sessions"),
         Up::Inspect { .. } => debug!(link, peer, "inspect"),
@@ -391,7 +393,6 @@ fn log_down(link: LinkId, peer: &Hello, frame: &Down) {
         Down::SubRefused { id, reason, .. } => {
             warn!(link, peer, id = %id.short(), %reason, "subscription refused")
         }
-        Down::Hello(_) => {}
         Down::Heartbeat
         | Down::Report { .. }
         | Down::Ping { .. }

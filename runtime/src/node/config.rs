@@ -59,12 +59,8 @@ impl NodeConfig {
             Ok(value) => Some(value.parse().map_err(|_| BadDirectoryEnv::Directory { value })?),
             Err(_) => Some(DEFAULT_HOST_DIRECTORY),
         };
-        let secret = match std::env::var_os(SECRET_ENV) {
-            Some(path) if !path.is_empty() => {
-                Some(crate::secure::Secret::from_file(std::path::Path::new(&path))?)
-            }
-            _ => None,
-        };
+        let file = std::env::var_os(SECRET_ENV);
+        let secret = crate::secure::Secret::from_optional_file(file.as_deref().map(std::path::Path::new))?;
         Ok(NodeConfig {
             directory,
             name: executable_name(),

@@ -14,10 +14,11 @@
 
 use super::outbox::{encode, Outbox};
 use super::session::{Incoming, Reply, Session, SEND_TIMEOUT};
-pub(crate) use super::transport::Transport;
 use super::transport::{TcpReader, Writer};
 use super::{DropReason, Dropped, Event, ToNode};
 use crate::ids::{ProcessId, SessionId};
+use crate::secure::MaybeSecure;
+use crate::wire::opening::Opened;
 use crate::wire::peer::{decode_frame, encode_control, FailKind, Open, PeerMsg};
 use crate::wire::{
     frame::frame_error, needs_heartbeat, JsonCodec, HEARTBEAT_CHECK, HEARTBEAT_DEAD, HEARTBEAT_EVERY,
@@ -156,7 +157,7 @@ impl Starter {
 /// its task; `to_node` hears of sessions opening and ending.
 pub(crate) fn new_conn(
     id: u64,
-    transport: Transport,
+    transport: Opened,
     remote: &crate::wire::Hello,
     remote_addr: SocketAddr,
     to_node: ToNode,
@@ -164,7 +165,7 @@ pub(crate) fn new_conn(
     let (commands, command_rx) = mpsc::unbounded_channel();
     let closed = to_node.shutdown.child_token();
     let (reader, writer, direct): (Box<dyn AsyncRead + Send + Unpin>, Writer, _) = match transport {
-        Transport::Plain(tcp) => {
+        MaybeSecure::Plain(tcp) => {
             let tcp = Arc::new(tcp);
             (
                 Box::new(TcpReader(tcp.clone())),
@@ -172,7 +173,7 @@ pub(crate) fn new_conn(
                 Some(tcp),
             )
         }
-        Transport::Secure(stream) => {
+        MaybeSecure::Secure(stream) => {
             let (r, w) = tokio::io::split(stream);
             (Box::new(r), Writer::Secure(Box::new(w)), None)
         }
@@ -230,14 +231,19 @@ impl Task {
         let mut written = 0usize;
         let write_timer = tokio::time::sleep(SEND_TIMEOUT);
         tokio::pin!(write_timer);
-        let closed = conn.outbox.closed_token();
+        // Made once, not on every turn: each would register a waiter under a lock.
+        let closed = conn.outbox.closed_token().cancelled_owned();
+        tokio::pin!(closed);
+        let wake = conn.outbox.wake.notified();
+        tokio::pin!(wake);
         let reason: String = loop {
             let busy = !chunk.is_empty();
             let parked = self.deliveries.front().map(|(tx, _)| tx.clone());
             tokio::select! {
                 biased;
-                _ = closed.cancelled() => break "connection closed".into(),
-                _ = conn.outbox.wake.notified(), if !busy => {
+                _ = &mut closed => break "connection closed".into(),
+                _ = &mut wake, if !busy => {
+                    wake.set(conn.outbox.wake.notified());
                     if conn.outbox.take(&mut chunk) {
                         written = 0;
                         write_timer.as_mut().reset(Instant::now() + SEND_TIMEOUT);
@@ -280,7 +286,9 @@ impl Task {
                         break e.to_string();
                     }
                     Some(Ok(frame)) => {
-                        last_rx = Instant::now();
+                        if heartbeat {
+                            last_rx = Instant::now();
+                        }
                         if let Err(reason) = self.on_frame(frame.freeze()) {
                             warn!(peer = %conn.remote_name, %reason, "closing session connection: bad frame");
                             break reason;
@@ -342,22 +350,15 @@ impl Task {
                     .await;
             }
         }
-        self.to_node.conn_lost(conn.id, reason).await;
+        self.to_node.note(super::Note::ConnLost {
+            conn: conn.id,
+            reason,
+        });
     }
 
     /// Hands `event` to the application, or queues it behind those already waiting.
     fn deliver(&mut self, events: &mpsc::Sender<Event>, event: Event) {
-        if self.deliveries.is_empty() {
-            match events.try_send(event) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.deliveries.push_back((events.clone(), event));
-                    return;
-                }
-            }
-        }
-        self.deliveries.push_back((events.clone(), event));
+        deliver(&mut self.deliveries, events, event);
     }
 
     fn drain_deliveries(&mut self) {
@@ -479,8 +480,7 @@ impl Task {
                 match self.sessions.get_mut(&session) {
                     Some(Entry::Open { session, events }) => {
                         let incoming = Incoming::new(session.clone(), &data, frame.clone());
-                        let events = events.clone();
-                        self.deliver(&events, Event::Message(incoming));
+                        deliver(&mut self.deliveries, events, Event::Message(incoming));
                     }
                     Some(Entry::Admitting { held }) if held.len() < HELD_PER_SESSION => {
                         held.push(frame.clone())
@@ -549,7 +549,6 @@ impl Task {
                     let _ = waiter.send(Err((kind, reason)));
                 }
             }
-            PeerMsg::Hello(_) => return Err("unexpected second greeting".into()),
             PeerMsg::Heartbeat => {}
         }
         Ok(())
@@ -577,6 +576,23 @@ impl Task {
 
 /// Waits for room in the queue of the first delivery that waits (`None`: its application is
 /// gone).
+/// Hands `event` to the application, or queues it behind those already waiting in
+/// `deliveries` (a free function, so a caller may borrow `events` from its session table).
+fn deliver(
+    deliveries: &mut VecDeque<(mpsc::Sender<Event>, Event)>,
+    events: &mpsc::Sender<Event>,
+    event: Event,
+) {
+    if deliveries.is_empty() {
+        match events.try_send(event) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => deliveries.push_back((events.clone(), event)),
+        }
+        return;
+    }
+    deliveries.push_back((events.clone(), event));
+}
+
 async fn reserve(events: Option<mpsc::Sender<Event>>) -> Option<mpsc::OwnedPermit<Event>> {
     events?.reserve_owned().await.ok()
 }

@@ -7,7 +7,7 @@
 //! touches no socket, channel or clock: a deadline is an [`Effect::Wake`] the node task sets
 //! on tokio's clock and reports back with [`NodeCore::due`], and everything else it decides is
 //! an [`Effect`] the node task ([`super::task`]) carries out. The model-based proptest
-//! (`directory/engine_tests.rs`) drives this very type.
+//! (`decisions/model_tests.rs`) drives this very type.
 
 #[cfg(test)]
 mod model_tests;
@@ -49,8 +49,6 @@ pub(crate) enum Due {
     OpenDeadline(SessionId),
     /// Routes without a session are tried again.
     Retry,
-    /// (The node task's own) a publication's held-back standing is offered again.
-    Status(PubId),
 }
 
 /// What the core decided; the node task carries each out, in order.
@@ -308,7 +306,6 @@ impl NodeCore {
                     self.retry_soon();
                 }
             }
-            Due::Status(_) => {}
         }
         self.settle();
     }
@@ -363,8 +360,7 @@ impl NodeCore {
             Down::SubRefused { id, at, reason } => {
                 tracing::warn!(id = %id.short(), %at, %reason, "subscription refused by a directory")
             }
-            Down::Hello(_)
-            | Down::Heartbeat
+            Down::Heartbeat
             | Down::Report { .. }
             | Down::Ping { .. }
             | Down::Pong { .. }

@@ -1,10 +1,10 @@
 //! Session connections begun: dialling a publisher's process, and accepting the connections of
 //! subscribers' processes. Both hand the greeted connection to the node as a [`Note`].
 
-use super::connection::{new_conn, Conn, Starter, Transport};
+use super::connection::{new_conn, Conn, Starter};
 use super::task::{Note, ToNode};
 use crate::ids::ProcessId;
-use crate::secure::{MaybeSecure, Secret};
+use crate::secure::Secret;
 use crate::wire::opening::{self, next_connection, Opened};
 use crate::wire::{Hello, HANDSHAKE_TIMEOUT};
 use std::net::SocketAddr;
@@ -84,18 +84,5 @@ pub(crate) async fn accept_sessions(
 /// A greeted connection, made into the node's connection (not yet started: the node
 /// registers it first).
 fn hand_over(to_node: &ToNode, stream: Opened, remote: &Hello, addr: SocketAddr) -> (Arc<Conn>, Starter) {
-    new_conn(
-        to_node.next_conn_id(),
-        transport(stream),
-        remote,
-        addr,
-        to_node.clone(),
-    )
-}
-
-fn transport(stream: Opened) -> Transport {
-    match stream {
-        MaybeSecure::Plain(tcp) => Transport::Plain(tcp),
-        MaybeSecure::Secure(secure) => Transport::Secure(secure),
-    }
+    new_conn(to_node.next_conn_id(), stream, remote, addr, to_node.clone())
 }

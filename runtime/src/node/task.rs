@@ -12,9 +12,9 @@ mod messages;
 mod timers;
 
 pub(crate) use self::messages::{Command, Note, ToNode};
-use self::timers::Timers;
+use self::timers::{Fired, Timers};
 use super::connection::{Conn, ConnCommand, Starter};
-use super::decisions::{ConnId, Due, Effect, NodeCore};
+use super::decisions::{ConnId, Effect, NodeCore};
 use super::opening;
 use super::session::{Session, SessionEnd};
 use super::{Event, NodeConfig, ParentState, PublishError, SubscribeError};
@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
@@ -69,13 +69,6 @@ pub(crate) struct NodeTask {
     /// Cancelled as the task ends.
     ended: CancellationToken,
     to_node: ToNode,
-}
-
-/// Tells a caller that waits (`retract().await`, `clear().await`) that it is done.
-fn tell(done: Option<oneshot::Sender<()>>) {
-    if let Some(done) = done {
-        let _ = done.send(());
-    }
 }
 
 /// What the node task is started with.
@@ -209,7 +202,8 @@ impl NodeTask {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        match cmd {
+        // A caller that waits (`retract().await`, `clear().await`) hears once the effects are out.
+        let done = match cmd {
             Command::Publish {
                 name,
                 scope,
@@ -246,13 +240,12 @@ impl NodeTask {
                     addr,
                 };
                 self.core.publish(info);
-                self.carry_out();
+                None
             }
             Command::Retract { id, done } => {
                 self.pubs.remove(&id);
                 self.core.retract(id);
-                self.carry_out();
-                tell(done);
+                done
             }
             Command::Subscribe {
                 search,
@@ -279,14 +272,17 @@ impl NodeTask {
                         let _ = reply.send(Err(SubscribeError::InvalidSearch(e)));
                     }
                 }
-                self.carry_out();
+                None
             }
             Command::Unsubscribe { id, done } => {
                 self.subs.remove(&id);
                 self.core.unsubscribe(id);
-                self.carry_out();
-                tell(done);
+                done
             }
+        };
+        self.carry_out();
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     }
 
@@ -318,10 +314,10 @@ impl NodeTask {
         self.carry_out();
     }
 
-    fn on_due(&mut self, due: Due) {
-        match due {
-            Due::Status(id) => self.offer_status(id),
-            due => self.core.due(due),
+    fn on_due(&mut self, fired: Fired) {
+        match fired {
+            Fired::Core(due) => self.core.due(due),
+            Fired::Status(id) => self.offer_status(id),
         }
         self.carry_out();
     }

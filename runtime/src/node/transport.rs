@@ -8,13 +8,6 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The socket under a connection: plain TCP (which senders may also write to directly), or an
-/// encrypted stream (written by the task only).
-pub(crate) enum Transport {
-    Plain(TcpStream),
-    Secure(Box<crate::secure::SecureStream<TcpStream>>),
-}
-
 /// The write side of a connection's socket.
 pub(crate) enum Writer {
     /// Plain TCP, shared with the senders' direct path.

@@ -1,7 +1,7 @@
 //! Messages on a directory link: a child (process or directory) below, a directory above.
 //!
-//! The child sends [`Up`] frames: its [`Hello`](super::Hello), then listings. The parent sends
-//! [`Down`] frames: its `Hello`, then the status of the child's publications and the routes its
+//! After the greetings (`super::greeting`), the child sends [`Up`] frames: listings. The parent
+//! sends [`Down`] frames: the status of the child's publications and the routes its
 //! matches produce. Application traffic never flows on these links.
 
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
@@ -94,8 +94,6 @@ pub struct RouteKey {
 /// Frames from a child to its directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Up {
-    /// The handshake; first frame only.
-    Hello(super::Hello),
     /// Register a publication (or re-register it after a reconnect).
     Publish(PubInfo),
     /// Withdraw a publication.
@@ -218,8 +216,6 @@ pub struct DirectoryReport {
 /// Frames from a directory to a child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Down {
-    /// The handshake; first frame only.
-    Hello(super::Hello),
     /// A publication's standing in the directory at `at`.
     PubStatus {
         /// The publication.
@@ -291,7 +287,7 @@ mod tests {
     fn frames_have_the_documented_json() {
         let hello = Hello::new(PeerKind::Process, ProcessId(id(1)), Scope::Process, "publisher");
         assert_eq!(
-            serde_json::to_string(&Up::Hello(hello)).unwrap(),
+            String::from_utf8(crate::wire::greeting::body(&hello)).unwrap(),
             r#"{"Hello":{"magic":"layer-cake","version":2,"codec":"json","kind":"process","id":"00000000-0000-0000-0000-000000000001","scope":"PROCESS","name":"publisher"}}"#
         );
         let info = PubInfo {

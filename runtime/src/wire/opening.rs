@@ -66,7 +66,7 @@ pub(crate) async fn dial(
             .await
             .map_err(|source| OpeningError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
-        handshake(stream, addr, ours, secret, Side::Connecting, deadline).await
+        handshake(stream, addr, ours, secret, Side::Connecting).await
     };
     tokio::time::timeout(deadline, opening)
         .await
@@ -82,12 +82,9 @@ pub(crate) async fn accept(
     secret: Option<&Secret>,
     deadline: Duration,
 ) -> Result<(Opened, Hello), OpeningError> {
-    tokio::time::timeout(
-        deadline,
-        handshake(stream, addr, ours, secret, Side::Accepting, deadline),
-    )
-    .await
-    .map_err(|_| OpeningError::Timeout { addr, deadline })?
+    tokio::time::timeout(deadline, handshake(stream, addr, ours, secret, Side::Accepting))
+        .await
+        .map_err(|_| OpeningError::Timeout { addr, deadline })?
 }
 
 async fn handshake(
@@ -96,7 +93,6 @@ async fn handshake(
     ours: &Hello,
     secret: Option<&Secret>,
     side: Side,
-    deadline: Duration,
 ) -> Result<(Opened, Hello), OpeningError> {
     let secret = secret.filter(|_| !super::is_local(addr));
     let secured = match side {
@@ -104,8 +100,7 @@ async fn handshake(
         Side::Accepting => MaybeSecure::accept(stream, secret).await,
     };
     let mut stream = secured.map_err(|source| OpeningError::Secure { addr, source })?;
-    // (The caller's deadline bounds the whole handshake; this one is the greeting's own.)
-    let theirs = greeting::exchange(&mut stream, ours, side, deadline)
+    let theirs = greeting::exchange(&mut stream, ours, side)
         .await
         .map_err(|source| OpeningError::Greeting { addr, source })?;
     Ok((stream, theirs))

@@ -50,8 +50,6 @@ pub struct Data<'a> {
 /// Frames between two processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PeerMsg<'a> {
-    /// The handshake; first frame only.
-    Hello(super::Hello),
     /// Open a session (subscriber to publisher).
     Open(Open),
     /// The session is open (publisher to subscriber).
@@ -205,9 +203,11 @@ pub fn decode_frame(frame: &[u8]) -> Result<PeerMsg<'_>, BadFrame> {
     let value: Option<serde_json::Value> = serde_json::from_slice(frame).ok();
     let data = value.as_ref().and_then(|v| v.get("Data"));
     let field = |name: &str| data.and_then(|d| d.get(name)).and_then(serde_json::Value::as_u64);
+    // A request number means something only within its session.
+    let session = field("session").map(SessionId);
     Err(BadFrame {
-        session: field("session").map(SessionId),
-        corr: field("corr").filter(|c| *c != 0),
+        session,
+        corr: session.and(field("corr")).filter(|c| *c != 0),
         reason,
     })
 }

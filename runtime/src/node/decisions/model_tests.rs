@@ -157,7 +157,7 @@ impl Sim {
             timers: Vec::new(),
         };
         for n in 1..sim.nodes.len() {
-            sim.connect(n);
+            sim.set_link(n, true);
         }
         sim
     }
@@ -170,35 +170,29 @@ impl Sim {
         (1..self.nodes.len()).find(|&n| self.nodes[n].parent == Some((parent, link)))
     }
 
-    fn connect(&mut self, n: usize) {
+    /// Node `n`'s link to its parent comes up (`up`) or goes, with a new epoch either way.
+    fn set_link(&mut self, n: usize, up: bool) {
         let node = &mut self.nodes[n];
-        node.up = true;
-        node.epoch += 1;
-        if node.core.is_some() {
-            self.core(n).parent_connected();
-            self.effects(n);
-        } else {
-            let mut out = Vec::new();
-            node.engine.parent_connected(&mut out);
-            self.emit(n, out);
-        }
-    }
-
-    fn disconnect(&mut self, n: usize) {
-        let node = &mut self.nodes[n];
-        if !node.up {
+        if node.up == up {
             return;
         }
-        node.up = false;
+        node.up = up;
         node.epoch += 1;
-        if node.core.is_some() {
-            self.core(n).parent_lost();
-            self.effects(n);
-        } else {
-            let mut out = Vec::new();
-            node.engine.parent_lost(&mut out);
-            self.emit(n, out);
+        match (&mut node.core, up) {
+            (Some(core), true) => core.parent_connected(),
+            (Some(core), false) => core.parent_lost(),
+            (None, true) => {
+                let mut out = Vec::new();
+                node.engine.parent_connected(&mut out);
+                return self.emit(n, out);
+            }
+            (None, false) => {
+                let mut out = Vec::new();
+                node.engine.parent_lost(&mut out);
+                return self.emit(n, out);
+            }
         }
+        self.effects(n);
     }
 
     fn send_up(&mut self, n: usize, frame: Up) {
@@ -467,7 +461,7 @@ impl Sim {
             Op::HostDown => {
                 for n in 1..self.nodes.len() {
                     if self.nodes[n].parent.map(|(p, _)| p) == Some(HOST) && self.nodes[n].alive {
-                        self.disconnect(n);
+                        self.set_link(n, false);
                     }
                 }
                 self.nodes[HOST].engine = Engine::new(Scope::Host);
@@ -478,7 +472,7 @@ impl Sim {
                         && self.nodes[n].alive
                         && !self.nodes[n].up
                     {
-                        self.connect(n);
+                        self.set_link(n, true);
                     }
                 }
             }

@@ -84,9 +84,6 @@ impl ToNode {
     pub(crate) fn note(&self, note: Note) {
         let _ = self.notes.send(note);
     }
-    pub(crate) async fn conn_lost(&self, conn: u64, reason: String) {
-        self.note(Note::ConnLost { conn, reason });
-    }
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }

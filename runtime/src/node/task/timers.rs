@@ -9,7 +9,7 @@
 //! [`Effect::Wake`]: crate::node::decisions::Effect::Wake
 
 use crate::ids::PubId;
-pub(super) use crate::node::decisions::Due;
+use crate::node::decisions::Due;
 use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
@@ -19,38 +19,47 @@ use tokio_util::time::DelayQueue;
 /// How soon a change of standing the application's queue had no room for is offered again.
 pub(super) const STATUS_AGAIN: Duration = Duration::from_millis(100);
 
+/// A timer that fired: one the core set, or the task's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fired {
+    /// Tell the core.
+    Core(Due),
+    /// Offer a publication's held-back standing again.
+    Status(PubId),
+}
+
 /// The pending deadlines.
 #[derive(Default)]
 pub(super) struct Timers {
-    queue: DelayQueue<Due>,
+    queue: DelayQueue<Fired>,
     status_armed: std::collections::HashSet<PubId>,
 }
 
 impl Timers {
     /// Fires `due` at `when`.
     pub(super) fn at(&mut self, when: Instant, due: Due) {
-        self.queue.insert_at(due, when);
+        self.queue.insert_at(Fired::Core(due), when);
     }
 
     /// Offers `publication`'s standing again in [`STATUS_AGAIN`], unless that is already due.
     pub(super) fn status_soon(&mut self, publication: PubId) {
         if self.status_armed.insert(publication) {
-            self.queue.insert(Due::Status(publication), STATUS_AGAIN);
+            self.queue.insert(Fired::Status(publication), STATUS_AGAIN);
         }
     }
 
     /// The next deadline to pass; pending while there is none (a timer set later, by the same
     /// task, is seen the next time this is polled).
-    pub(super) async fn next(&mut self) -> Due {
-        let due = poll_fn(|cx| match self.queue.poll_expired(cx) {
+    pub(super) async fn next(&mut self) -> Fired {
+        let fired = poll_fn(|cx| match self.queue.poll_expired(cx) {
             Poll::Ready(Some(expired)) => Poll::Ready(expired.into_inner()),
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         })
         .await;
-        if let Due::Status(id) = due {
+        if let Fired::Status(id) = fired {
             self.status_armed.remove(&id);
         }
-        due
+        fired
     }
 }
 
@@ -71,16 +80,16 @@ mod tests {
         timers.status_soon(p);
         assert_eq!(
             timers.next().await,
-            Due::Status(p),
+            Fired::Status(p),
             "armed once, however often asked"
         );
         assert_eq!(start.elapsed(), STATUS_AGAIN);
-        assert_eq!(timers.next().await, Due::OpenDeadline(a));
+        assert_eq!(timers.next().await, Fired::Core(Due::OpenDeadline(a)));
         assert_eq!(start.elapsed(), Duration::from_secs(1));
-        assert_eq!(timers.next().await, Due::OpenDeadline(b));
+        assert_eq!(timers.next().await, Fired::Core(Due::OpenDeadline(b)));
         assert_eq!(start.elapsed(), Duration::from_secs(3));
         timers.status_soon(p);
-        assert_eq!(timers.next().await, Due::Status(p), "armed again once fired");
+        assert_eq!(timers.next().await, Fired::Status(p), "armed again once fired");
         let nothing = tokio::time::timeout(Duration::from_secs(3600), timers.next()).await;
         assert!(nothing.is_err(), "no timer, nothing fires");
     }
