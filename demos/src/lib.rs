@@ -54,8 +54,8 @@ layer_cake::message!(Xy);
 
 /// The most cells a table may have: as JSON each cell takes at most 32 bytes (a float of up to
 /// 24 characters, a separator, the brackets of a one-cell row), so the largest table still fits
-/// in one session frame ([`MAX_SESSION_FRAME`](layer_cake::wire::MAX_SESSION_FRAME)).
-pub const MAX_CELLS: usize = layer_cake::wire::MAX_SESSION_FRAME / 32;
+/// in one session frame ([`MAX_SESSION_FRAME`](layer_cake::MAX_SESSION_FRAME)).
+pub const MAX_CELLS: usize = layer_cake::MAX_SESSION_FRAME / 32;
 
 impl Xy {
     /// Checks the table is not too big to make.
@@ -91,7 +91,7 @@ mod tests {
             let table = vec![vec![-1.2345678901234567e-300f64; xy.y]; xy.x];
             let bytes = serde_json::to_vec(&table).unwrap().len();
             assert!(
-                bytes + 256 < layer_cake::wire::MAX_SESSION_FRAME,
+                bytes + 256 < layer_cake::MAX_SESSION_FRAME,
                 "{xy:?}: {bytes} bytes"
             );
         }

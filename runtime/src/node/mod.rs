@@ -349,7 +349,11 @@ fn poll_events<T>(
 ) -> Poll<Option<T>> {
     loop {
         match events.poll_recv(cx) {
-            Poll::Ready(Some(event)) => {
+            Poll::Ready(Some(mut event)) => {
+                if let Event::Message(incoming) = &mut event {
+                    // Its reply may wait to go out with those to the messages behind it.
+                    incoming.set_more_behind(!events.is_empty());
+                }
                 if let Some(event) = kind(event) {
                     return Poll::Ready(Some(event));
                 }

@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,15 @@ pub(crate) fn encode<R>(
     })
 }
 
+/// When a frame handed to the outbox should reach the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// At once (the sender writes it itself when the socket is free).
+    Now,
+    /// With the next write of the connection's task: more frames are coming right behind.
+    Soon,
+}
+
 struct State {
     /// Bytes queued for the connection's task, in order.
     buf: BytesMut,
@@ -76,13 +85,13 @@ pub(crate) struct Outbox {
     /// Wakes senders waiting for room.
     room: Notify,
     /// A plain TCP socket that senders may write to directly when nothing is queued.
-    direct: Option<Arc<TcpStream>>,
+    direct: Option<Arc<OwnedWriteHalf>>,
     /// Cancelled when the connection is over.
     closed: CancellationToken,
 }
 
 impl Outbox {
-    pub(crate) fn new(direct: Option<Arc<TcpStream>>, closed: CancellationToken) -> Outbox {
+    pub(crate) fn new(direct: Option<Arc<OwnedWriteHalf>>, closed: CancellationToken) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 buf: BytesMut::with_capacity(8192),
@@ -103,7 +112,7 @@ impl Outbox {
 
     /// Queues (or writes) one whole frame, waiting at most `deadline` for room.
     pub(crate) async fn push(&self, frame: &[u8], deadline: Duration) -> Result<(), SendError> {
-        if let Ok(pushed) = self.try_push(frame) {
+        if let Ok(pushed) = self.try_push(frame, Flush::Now) {
             return pushed;
         }
         let wait = async {
@@ -111,7 +120,7 @@ impl Outbox {
                 let room = self.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                if let Ok(pushed) = self.try_push(frame) {
+                if let Ok(pushed) = self.try_push(frame, Flush::Now) {
                     return pushed;
                 }
                 tokio::select! {
@@ -126,16 +135,29 @@ impl Outbox {
     }
 
     /// Pushes `frame` if there is room now; `Err(())` when the sender must wait.
-    pub(crate) fn try_push(&self, frame: &[u8]) -> Result<Result<(), SendError>, ()> {
+    ///
+    /// [`Flush::Now`] writes it to the socket at once when nobody else is writing (with
+    /// whatever is queued before it, in one system call). [`Flush::Soon`] queues it for the
+    /// connection's task, which writes everything queued together: a publisher that answers a
+    /// batch of requests sends one write for the batch, not one per reply.
+    pub(crate) fn try_push(&self, frame: &[u8], flush: Flush) -> Result<Result<(), SendError>, ()> {
         if self.closed.is_cancelled() {
             return Ok(Err(SendError::Closed));
         }
         let mut state = self.lock();
-        if state.buf.is_empty() && !state.writing {
-            if let Some(socket) = &self.direct {
+        if let (Some(socket), false, Flush::Now) = (&self.direct, state.writing, flush) {
+            if state.buf.len() + frame.len() <= OUTBOX_LIMIT || state.buf.is_empty() {
                 state.writing = true;
+                // What is queued goes first, in the same write.
+                let mut queued = std::mem::take(&mut state.buf);
                 drop(state);
-                let written = match socket.try_write(frame) {
+                let whole = if queued.is_empty() {
+                    frame
+                } else {
+                    queued.extend_from_slice(frame);
+                    &queued[..]
+                };
+                let written = match socket.try_write(whole) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
                     Err(e) => {
@@ -148,12 +170,16 @@ impl Outbox {
                 let mut state = self.lock();
                 state.writing = false;
                 state.last_tx = Instant::now();
-                if written < frame.len() {
+                if written < whole.len() {
                     // What the socket did not take goes first: others may have queued meanwhile.
-                    let mut rest = BytesMut::with_capacity(frame.len() - written + state.buf.len());
-                    rest.extend_from_slice(&frame[written..]);
+                    let mut rest = BytesMut::with_capacity(whole.len() - written + state.buf.len());
+                    rest.extend_from_slice(&whole[written..]);
                     rest.extend_from_slice(&state.buf);
                     state.buf = rest;
+                } else if state.buf.is_empty() && queued.capacity() > 0 {
+                    // Keep the queue's room for next time.
+                    queued.clear();
+                    state.buf = queued;
                 }
                 let more = !state.buf.is_empty();
                 drop(state);
@@ -242,18 +268,40 @@ mod tests {
     #[test]
     fn frames_queue_in_order_and_the_bound_holds() {
         let outbox = Outbox::new(None, CancellationToken::new());
-        assert!(matches!(outbox.try_push(b"one"), Ok(Ok(()))));
-        assert!(matches!(outbox.try_push(b"two"), Ok(Ok(()))));
+        assert!(matches!(outbox.try_push(b"one", Flush::Now), Ok(Ok(()))));
+        assert!(matches!(outbox.try_push(b"two", Flush::Now), Ok(Ok(()))));
         let big = vec![0u8; OUTBOX_LIMIT];
-        assert!(outbox.try_push(&big).is_err(), "over the bound: wait");
+        assert!(outbox.try_push(&big, Flush::Now).is_err(), "over the bound: wait");
         let mut chunk = BytesMut::new();
         assert!(outbox.take(&mut chunk));
         assert_eq!(&chunk[..], b"onetwo");
         assert!(!outbox.written());
         assert!(
-            matches!(outbox.try_push(&big), Ok(Ok(()))),
+            matches!(outbox.try_push(&big, Flush::Now), Ok(Ok(()))),
             "one large frame into an empty outbox"
         );
+    }
+
+    #[tokio::test]
+    async fn frames_sent_soon_go_out_with_the_next_written_now() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dialed = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (dialed, accepted) = tokio::join!(dialed, listener.accept());
+        let (mut peer, _) = accepted.unwrap();
+        let (_read, write) = dialed.unwrap().into_split();
+        let outbox = Outbox::new(Some(Arc::new(write)), CancellationToken::new());
+        assert!(matches!(outbox.try_push(b"one,", Flush::Soon), Ok(Ok(()))));
+        assert!(matches!(outbox.try_push(b"two,", Flush::Soon), Ok(Ok(()))));
+        assert_eq!(&outbox.lock().buf[..], b"one,two,", "queued, not written");
+        assert!(matches!(outbox.try_push(b"three", Flush::Now), Ok(Ok(()))));
+        assert!(
+            outbox.lock().buf.is_empty(),
+            "all written by the sender, in order"
+        );
+        let mut got = vec![0u8; 13];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..], b"one,two,three");
     }
 
     #[test]

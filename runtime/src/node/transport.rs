@@ -1,17 +1,18 @@
-//! The socket under a connection: plain TCP, which senders may also write to directly, or an
-//! encrypted stream, written by the connection's task only.
+//! The socket under a connection: plain TCP, whose write half senders may also write to
+//! directly, or an encrypted stream, written by the connection's task only.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 /// The write side of a connection's socket.
 pub(crate) enum Writer {
     /// Plain TCP, shared with the senders' direct path.
-    Plain(Arc<TcpStream>),
+    Plain(Arc<OwnedWriteHalf>),
     /// The write half of an encrypted stream.
     Secure(Box<tokio::io::WriteHalf<Box<crate::secure::SecureStream<TcpStream>>>>),
 }
@@ -27,7 +28,7 @@ impl Writer {
         while *written < chunk.len() {
             let n = match self {
                 Writer::Plain(tcp) => {
-                    ready!(tcp.poll_write_ready(cx))?;
+                    ready!(tcp.as_ref().as_ref().poll_write_ready(cx))?;
                     match tcp.try_write(&chunk[*written..]) {
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -58,26 +59,8 @@ impl Writer {
     /// Shuts the socket down in both directions, whoever else still holds it.
     pub(crate) fn shutdown_now(&self) {
         if let Writer::Plain(tcp) = self {
-            let _ = socket2::SockRef::from(tcp.as_ref()).shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-/// Reads a plain TCP socket that senders also hold (to write to it directly).
-pub(crate) struct TcpReader(pub(crate) Arc<TcpStream>);
-
-impl AsyncRead for TcpReader {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+            let tcp: &TcpStream = tcp.as_ref().as_ref();
+            let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Both);
         }
     }
 }

@@ -4,9 +4,10 @@
 //! same message. `bench-echo --raw` is a plain tokio TCP echo of length-prefixed frames, the
 //! baseline. Either prints one line when ready (`published ...` / `listening ADDR`).
 //!
-//! `bench-echo --client SEARCH [--scope S] [--runs N]` is the near end, for benchmarks that
-//! run it on another host (the namespace lab): it subscribes, and once a session is available
-//! times N round trips of 64 bytes one at a time, then 2,000 of 64 KiB with 16 in flight, and
+//! `bench-echo --client SEARCH [--scope S] [--runs N] [--big-runs M]` is the near end, for
+//! benchmarks that run it on another host (the namespace lab): it subscribes, and once a
+//! session is available times N round trips of 64 bytes one at a time, then M (2,000) of
+//! 64 KiB with 16 in flight, and
 //! prints `rtt_p50_us=.. rtt_p99_us=.. mib_s=..` (bytes both ways per second).
 
 use layer_cake::{Node, PublicationEvent, Scope, SubscriptionEvent};
@@ -94,6 +95,7 @@ async fn client(args: &[String]) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--client SEARCH"))?;
     let scope: Scope = value("--scope").unwrap_or_else(|| "HOST".into()).parse()?;
     let runs: usize = value("--runs").unwrap_or_else(|| "2000".into()).parse()?;
+    let big_runs: usize = value("--big-runs").unwrap_or_else(|| "2000".into()).parse()?;
     let node = Node::start().await?;
     let mut subscription = node.subscribe(&search, scope).await?;
     let session = loop {
@@ -120,7 +122,7 @@ async fn client(args: &[String]) -> anyhow::Result<()> {
     let big = std::sync::Arc::new("y".repeat(64 * 1024));
     let started = Instant::now();
     let mut inflight = tokio::task::JoinSet::new();
-    for _ in 0..2000 {
+    for _ in 0..big_runs {
         if inflight.len() >= 16 {
             inflight.join_next().await.expect("a task")??;
         }
@@ -130,7 +132,7 @@ async fn client(args: &[String]) -> anyhow::Result<()> {
     while let Some(done) = inflight.join_next().await {
         done??;
     }
-    let mib_s = 2.0 * 2000.0 * 64.0 / 1024.0 / started.elapsed().as_secs_f64();
+    let mib_s = 2.0 * big_runs.max(1) as f64 * 64.0 / 1024.0 / started.elapsed().as_secs_f64();
     println!(
         "rtt_p50_us={:.1} rtt_p99_us={:.1} mib_s={mib_s:.1}",
         q(0.5),
