@@ -212,23 +212,11 @@ async fn bench_raw_rtt() -> Stats {
     let mut frame = (PAYLOAD as u32).to_be_bytes().to_vec();
     frame.extend(std::iter::repeat_n(b'x', PAYLOAD));
     let mut back = vec![0u8; frame.len()];
-    if std::env::var("LC_EXP2").is_ok() {
-        tokio::spawn(tokio::time::sleep(Duration::from_secs(3600)));
-    }
     let mut samples = Vec::with_capacity(RTT_RUNS);
     for i in 0..RTT_RUNS + 1000 {
         let start = Instant::now();
-        if std::env::var("LC_EXP").is_ok() {
-            tokio::time::timeout(Duration::from_secs(5), async {
-                stream.write_all(&frame).await.unwrap();
-                stream.read_exact(&mut back).await.unwrap();
-            })
-            .await
-            .unwrap();
-        } else {
-            stream.write_all(&frame).await.unwrap();
-            stream.read_exact(&mut back).await.unwrap();
-        }
+        stream.write_all(&frame).await.unwrap();
+        stream.read_exact(&mut back).await.unwrap();
         let elapsed = start.elapsed();
         if i >= 1000 {
             samples.push(elapsed);

@@ -47,6 +47,9 @@ const SESSIONS_PER_CONNECTION: usize = 65_536;
 /// What a request's waiter is told: the reply, or why none will come.
 pub(crate) type ReplyResult = Result<Reply, (FailKind, String)>;
 
+/// The requests waiting for replies on one connection.
+type Pending = rustc_hash::FxHashMap<u64, (SessionId, oneshot::Sender<ReplyResult>)>;
+
 /// What the connection's handles share: its identity, its outbox and the requests waiting for
 /// replies.
 pub(crate) struct Conn {
@@ -62,8 +65,9 @@ pub(crate) struct Conn {
     pub(crate) within_process: bool,
     pub(crate) outbox: Outbox,
     /// Requests waiting for replies, by correlation number, with their session (a session
-    /// that ends ends its requests).
-    pending: Mutex<HashMap<u64, (SessionId, oneshot::Sender<ReplyResult>)>>,
+    /// that ends ends its requests). The numbers are this side's own, so a fast hash that a
+    /// peer could collide on is safe here.
+    pending: Mutex<Pending>,
     next_corr: AtomicU64,
     commands: mpsc::UnboundedSender<ConnCommand>,
 }
@@ -114,9 +118,7 @@ impl Conn {
         self.lock_pending().remove(&corr);
     }
 
-    fn lock_pending(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, (SessionId, oneshot::Sender<ReplyResult>)>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -183,8 +185,8 @@ pub(crate) fn new_conn(
         remote_name: remote.name.clone(),
         remote_addr,
         within_process: remote.id == to_node.id,
-        outbox: Outbox::new(direct, closed),
-        pending: Mutex::new(HashMap::new()),
+        outbox: Outbox::new(direct, closed, needs_heartbeat(remote_addr)),
+        pending: Mutex::new(Pending::default()),
         next_corr: AtomicU64::new(0),
         commands,
     });

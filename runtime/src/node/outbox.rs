@@ -15,6 +15,7 @@ use super::session::SendError;
 use crate::wire::WireError;
 use bytes::BytesMut;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -88,10 +89,18 @@ pub(crate) struct Outbox {
     direct: Option<Arc<OwnedWriteHalf>>,
     /// Cancelled when the connection is over.
     closed: CancellationToken,
+    /// The connection is over (what senders check: cheaper than asking the token).
+    ended: AtomicBool,
+    /// Does the connection carry heartbeats (and so need to know when it last wrote)?
+    heartbeat: bool,
 }
 
 impl Outbox {
-    pub(crate) fn new(direct: Option<Arc<OwnedWriteHalf>>, closed: CancellationToken) -> Outbox {
+    pub(crate) fn new(
+        direct: Option<Arc<OwnedWriteHalf>>,
+        closed: CancellationToken,
+        heartbeat: bool,
+    ) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 buf: BytesMut::with_capacity(8192),
@@ -102,6 +111,8 @@ impl Outbox {
             room: Notify::new(),
             direct,
             closed,
+            ended: AtomicBool::new(false),
+            heartbeat,
         }
     }
 
@@ -141,7 +152,7 @@ impl Outbox {
     /// connection's task, which writes everything queued together: a publisher that answers a
     /// batch of requests sends one write for the batch, not one per reply.
     pub(crate) fn try_push(&self, frame: &[u8], flush: Flush) -> Result<Result<(), SendError>, ()> {
-        if self.closed.is_cancelled() {
+        if self.ended.load(Ordering::Acquire) {
             return Ok(Err(SendError::Closed));
         }
         let mut state = self.lock();
@@ -162,14 +173,16 @@ impl Outbox {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
                     Err(e) => {
                         tracing::debug!(error = %e, "session connection write failed");
-                        self.closed.cancel();
+                        self.close();
                         self.lock().writing = false;
                         return Ok(Err(SendError::Closed));
                     }
                 };
                 let mut state = self.lock();
                 state.writing = false;
-                state.last_tx = Instant::now();
+                if self.heartbeat {
+                    state.last_tx = Instant::now();
+                }
                 if written < whole.len() {
                     // What the socket did not take goes first: others may have queued meanwhile.
                     let mut rest = BytesMut::with_capacity(whole.len() - written + state.buf.len());
@@ -235,7 +248,9 @@ impl Outbox {
     pub(crate) fn written(&self) -> bool {
         let mut state = self.lock();
         state.writing = false;
-        state.last_tx = Instant::now();
+        if self.heartbeat {
+            state.last_tx = Instant::now();
+        }
         !state.buf.is_empty()
     }
 
@@ -247,12 +262,13 @@ impl Outbox {
 
     /// Ends the connection: senders waiting for room give up.
     pub(crate) fn close(&self) {
+        self.ended.store(true, Ordering::Release);
         self.closed.cancel();
         self.room.notify_waiters();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.ended.load(Ordering::Acquire) || self.closed.is_cancelled()
     }
 
     /// The token cancelled when the connection is over.
@@ -267,7 +283,7 @@ mod tests {
 
     #[test]
     fn frames_queue_in_order_and_the_bound_holds() {
-        let outbox = Outbox::new(None, CancellationToken::new());
+        let outbox = Outbox::new(None, CancellationToken::new(), false);
         assert!(matches!(outbox.try_push(b"one", Flush::Now), Ok(Ok(()))));
         assert!(matches!(outbox.try_push(b"two", Flush::Now), Ok(Ok(()))));
         let big = vec![0u8; OUTBOX_LIMIT];
@@ -290,7 +306,7 @@ mod tests {
         let (dialed, accepted) = tokio::join!(dialed, listener.accept());
         let (mut peer, _) = accepted.unwrap();
         let (_read, write) = dialed.unwrap().into_split();
-        let outbox = Outbox::new(Some(Arc::new(write)), CancellationToken::new());
+        let outbox = Outbox::new(Some(Arc::new(write)), CancellationToken::new(), false);
         assert!(matches!(outbox.try_push(b"one,", Flush::Soon), Ok(Ok(()))));
         assert!(matches!(outbox.try_push(b"two,", Flush::Soon), Ok(Ok(()))));
         assert_eq!(&outbox.lock().buf[..], b"one,two,", "queued, not written");

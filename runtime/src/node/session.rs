@@ -229,10 +229,6 @@ impl Session {
                 Err(_) => Err(RequestError::Ended),
             }
         };
-        static NO_TIMEOUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *NO_TIMEOUT.get_or_init(|| std::env::var("LC_EXP3").is_ok()) {
-            return exchange.await;
-        }
         match tokio::time::timeout(deadline, exchange).await {
             Ok(reply) => reply,
             Err(_) => Err(RequestError::Timeout(deadline)),
