@@ -140,7 +140,7 @@ async fn serve_child(
     let (stream, hello) = match opened.await {
         Ok(opened) => opened,
         Err(e) => {
-            warn!(link, %addr, reason = %e, "closing connection: handshake failed");
+            warn!(link, %addr, reason = %e.reason(), "closing connection: handshake failed");
             return;
         }
     };

@@ -74,7 +74,7 @@ pub(crate) async fn accept_sessions(
                     let (conn, starter) = hand_over(&to_node, stream, &remote, addr);
                     to_node.note(Note::Inbound(conn, starter));
                 }
-                Err(e) => warn!(%addr, reason = %e, "refused a session connection"),
+                Err(e) => warn!(%addr, reason = %e.reason(), "refused a session connection"),
             }
         };
         tokio::spawn(greeted.in_current_span());

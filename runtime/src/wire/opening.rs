@@ -53,6 +53,18 @@ pub enum OpeningError {
     },
 }
 
+impl OpeningError {
+    /// What went wrong, without the peer's address: for a log line that names it already.
+    pub fn reason(&self) -> String {
+        match self {
+            OpeningError::Connect { source, .. } => source.to_string(),
+            OpeningError::Secure { source, .. } => source.to_string(),
+            OpeningError::Greeting { source, .. } => source.to_string(),
+            OpeningError::Timeout { deadline, .. } => format!("no handshake within {deadline:?}"),
+        }
+    }
+}
+
 /// Connects to `addr` and greets it with `ours`, all within `deadline`. The connection is
 /// encrypted when `addr` is on another host and there is a `secret`; never within a host.
 pub(crate) async fn dial(
