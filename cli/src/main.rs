@@ -45,6 +45,7 @@ enum Command {
     Service(cmd::service::Service),
     Network(cmd::network::Network),
     Ping(cmd::ping::Ping),
+    Call(cmd::call::CallCmd),
     Secret(cmd::secret::SecretCmd),
 }
 
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         Command::Service(c) => c.run(&cli.home_path),
         Command::Network(c) => c.run(&cli.home_path),
         Command::Ping(c) => c.run(&cli.home_path),
+        Command::Call(c) => c.run(&cli.home_path),
         Command::Secret(c) => c.run(&cli.home_path),
     };
     match result {

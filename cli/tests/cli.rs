@@ -215,7 +215,7 @@ fn every_command_explains_itself() {
     insta::assert_snapshot!("help", stdout(&a));
     for command in [
         "create", "add", "update", "delete", "edit", "list", "destroy", "run", "start", "stop", "status",
-        "history", "returned", "log", "service", "network", "ping", "secret",
+        "history", "returned", "log", "service", "network", "ping", "call", "secret",
     ] {
         let a = f.cmd(&[command, "--help"]).success();
         let text = stdout(&a);

@@ -26,7 +26,7 @@
 //! ```
 //!
 //! To pass every request on to a pool of workers, serve with [`forward`] and a
-//! [`Spool`](crate::spool::Spool).
+//! [`Caller`](crate::caller::Caller) over them.
 //!
 //! | answer | when |
 //! |---|---|
@@ -39,9 +39,9 @@
 //! | 503 | no worker, or every worker busy and the waiting line full |
 //! | 504 | the deadline passed |
 
+use crate::caller::{Call, CallError, Caller, Idempotence};
 use crate::message::{Message, Received};
 use crate::node::RawReply;
-use crate::spool::{Spool, SpoolError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -247,33 +247,33 @@ impl HttpError {
     }
 }
 
-impl From<SpoolError> for HttpError {
-    fn from(e: SpoolError) -> HttpError {
+impl From<CallError> for HttpError {
+    fn from(e: CallError) -> HttpError {
         let text = e.to_string();
         match e {
-            SpoolError::NoWorkers | SpoolError::Busy(_) => HttpError::Unavailable(text),
-            SpoolError::Timeout(_) => HttpError::Timeout(text),
-            SpoolError::WorkerLost { .. } | SpoolError::Failed { .. } | SpoolError::Decode(_) => {
+            CallError::NoInstances | CallError::Busy(_) | CallError::TooFew { .. } => {
+                HttpError::Unavailable(text)
+            }
+            CallError::Timeout(_) => HttpError::Timeout(text),
+            CallError::InstanceLost { .. } | CallError::Failed { .. } | CallError::Decode(_) => {
                 HttpError::BadGateway(text)
             }
-            SpoolError::Send(_) => HttpError::Internal(text),
+            CallError::Send(_) | CallError::Encode(_) => HttpError::Internal(text),
         }
     }
 }
 
-/// Passes `request` to a worker of `spool` and answers with the worker's reply. A GET is
-/// retried once on another worker if the first goes before answering; a POST is not.
-pub async fn forward(spool: &Spool, request: HttpRequest) -> Result<HttpReply, HttpError> {
-    let reply = spool
-        .request_raw(
-            request.type_name(),
-            request.json(),
-            if request.idempotent() {
-                crate::spool::Idempotence::Idempotent
-            } else {
-                crate::spool::Idempotence::Once
-            },
-        )
+/// Passes `request` to one of `workers` (by the caller's policy) and answers with the
+/// worker's reply. A GET is tried once more on another worker if the first goes before
+/// answering; a POST is not.
+pub async fn forward(workers: &Caller, request: HttpRequest) -> Result<HttpReply, HttpError> {
+    let call = Call::new().idempotence(if request.idempotent() {
+        Idempotence::Idempotent
+    } else {
+        Idempotence::Once
+    });
+    let (_, reply) = workers
+        .one_raw(request.type_name(), request.json(), &call)
         .await?;
     Ok(reply.into())
 }

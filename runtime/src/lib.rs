@@ -12,7 +12,8 @@
 //!
 //! Crate map:
 //! - [`node`]: the application API ([`Node`], [`Publication`], [`Subscription`], [`Session`]);
-//! - [`spool`]: a worker pool over every publisher a subscription finds;
+//! - [`caller`]: calls to every instance a search matches: to one by a policy (nearest,
+//!   least busy, in turn, random, by key), to all, one-way; bounds and retries;
 //! - `http` (feature `http`): an HTTP front that maps requests to typed messages;
 //! - [`Scope`], [`Search`], the identities in [`ids`], and [`Message`] for what travels;
 //! - for the daemons, the CLI and the tests only (feature `internals`): `directory` (the
@@ -23,6 +24,7 @@
 pub(crate) mod backoff;
 #[cfg(feature = "binary")]
 pub mod binary;
+pub mod caller;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "internals")]
@@ -44,7 +46,6 @@ pub mod node;
 pub mod role;
 mod scope;
 pub mod secure;
-pub mod spool;
 #[cfg(feature = "internals")]
 pub mod wire;
 #[cfg(not(feature = "internals"))]

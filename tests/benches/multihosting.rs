@@ -1,4 +1,4 @@
-//! The multihosting benchmark: the HTTP server spooling over eight workers, against a plain
+//! The multihosting benchmark: the HTTP server calling eight workers, against a plain
 //! server that computes the same table itself.
 //!
 //! Run with `cargo bench -p layer-cake-tests --bench multihosting` (needs `wrk`, Debian

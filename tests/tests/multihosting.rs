@@ -58,7 +58,7 @@ fn server_url(t: &TestHome) -> String {
     url
 }
 
-/// Waits until `url` answers 200 (a worker has joined the server's spool: its log says so).
+/// Waits until `url` answers 200 (a worker has joined the server's caller).
 fn wait_served(t: &TestHome, agent: &ureq::Agent, url: &str) {
     t.wait_for("a worker to serve", || get(agent, url).0 == 200);
 }
@@ -145,7 +145,7 @@ async fn bad_requests_and_no_workers_get_clear_statuses() {
     let agent = client();
     let result = tokio::task::spawn_blocking(move || {
         let cases = [
-            ("/Xy?x=2&y=2", 503, "no worker is available"),
+            ("/Xy?x=2&y=2", 503, "no instance is available"),
             ("/Xy?x=2", 400, "not a Xy: missing field `y`"),
             ("/Xy?x=two&y=2", 400, "not a Xy: invalid digit found in string"),
             ("/Xy", 400, "not a Xy: missing field `x`"),

@@ -1,6 +1,7 @@
 //! One module per sub-command, plus the group-settings flags several of them share.
 
 pub mod add;
+pub mod call;
 pub mod create;
 pub mod delete;
 pub mod destroy;

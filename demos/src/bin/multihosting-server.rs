@@ -6,8 +6,8 @@
 //! worker the subscription finds. The answer is `{"type": "Table", "value": [[...]]}`.
 
 use clap::Parser;
+use layer_cake::caller::{CallerConfig, Policy};
 use layer_cake::http::{forward, HttpError, HttpFront};
-use layer_cake::spool::{Spool, SpoolConfig};
 use layer_cake::Scope;
 use layer_cake_demos::{DirectoryArgs, LogArgs, Xy};
 use std::net::SocketAddr;
@@ -59,24 +59,26 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     } else {
         "test-multihosting:worker-10:[-a-f0-9]+"
     };
-    let workers = node.subscribe(search, cli.scope).await?;
-    let spool = Spool::new(SpoolConfig {
-        per_worker: cli.per_worker,
+    // The least busy worker, whatever its scope: the workers are alike, and spreading the
+    // load matters more here than nearness.
+    let config = CallerConfig {
+        per_instance: cli.per_worker,
         waiting: cli.waiting,
         deadline: Duration::from_millis(cli.deadline_ms),
-    });
-    spool.feed(workers);
+        policy: Policy::LeastOutstanding,
+    };
+    let workers = node.caller(search, cli.scope, config).await?;
     let front = HttpFront::new().accept::<Xy>().bind(cli.listen).await?;
     println!("listening {}", front.local_addr()?);
     println!("subscribed {search} {}", cli.scope);
     front
         .serve(
             move |request| {
-                let spool = spool.clone();
+                let workers = workers.clone();
                 async move {
                     let xy: Xy = request.decode()?;
                     xy.check().map_err(HttpError::BadRequest)?;
-                    forward(&spool, request).await
+                    forward(&workers, request).await
                 }
             },
             layer_cake_demos::wait_for_signal(),

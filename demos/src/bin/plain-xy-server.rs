@@ -2,7 +2,7 @@
 //!
 //! The same HTTP front as `multihosting-server`, answering `GET /Xy?x=2&y=2` with the same
 //! table, but computing it itself: no directory, no workers, one process. Comparing the two
-//! gives the cost of the spool hop.
+//! gives the cost of the hop to a worker.
 
 use clap::Parser;
 use layer_cake::http::{HttpError, HttpFront, HttpReply};

@@ -280,6 +280,21 @@ impl Node {
         })
     }
 
+    /// A [`Caller`](crate::caller::Caller) over every instance `search` matches at `scope`:
+    /// it subscribes, and keeps its instances in step with the subscription until it is
+    /// dropped.
+    pub async fn caller(
+        &self,
+        search: &str,
+        scope: Scope,
+        config: crate::caller::CallerConfig,
+    ) -> Result<crate::caller::Caller, SubscribeError> {
+        let subscription = self.subscribe(search, scope).await?;
+        let caller = crate::caller::Caller::new(config);
+        caller.feed(subscription);
+        Ok(caller)
+    }
+
     /// Subscribes to every name that `search` matches (an exact name, or a regular expression
     /// that must match the whole name), at `scope`.
     pub async fn subscribe(&self, search: &str, scope: Scope) -> Result<Subscription, SubscribeError> {

@@ -111,6 +111,14 @@ struct SessionInner {
     conn: Arc<Conn>,
 }
 
+/// The numbers a `Data` frame carries besides its session (0: absent).
+#[derive(Debug, Clone, Copy, Default)]
+struct Numbers {
+    corr: u64,
+    reply: u64,
+    call: u64,
+}
+
 /// A session between a subscriber and a publisher: cheap to clone, usable from any task.
 #[derive(Clone)]
 pub struct Session(Arc<SessionInner>);
@@ -181,7 +189,8 @@ impl Session {
 
     /// Sends `message`, tagged with its [name](Message::NAME), to the other end.
     pub async fn send<T: Message + ?Sized>(&self, message: &T) -> Result<(), SendError> {
-        self.write(T::NAME, message, 0, 0, SEND_TIMEOUT, Flush::Now).await
+        self.write(T::NAME, message, Numbers::default(), SEND_TIMEOUT, Flush::Now)
+            .await
     }
 
     /// Sends `request` and waits for the reply, at most `deadline`. Never hangs: the reply, a
@@ -191,13 +200,13 @@ impl Session {
         Q: Message + ?Sized,
         R: Received,
     {
-        let reply = self.exchange(Q::NAME, request, deadline, Flush::Now).await?;
+        let reply = self.exchange(Q::NAME, request, deadline, 0, Flush::Now).await?;
         Ok(reply.decode_as::<R>(R::NAME)?)
     }
 
     /// [`request`](Self::request) for a message already encoded: `body` (JSON) is sent under
     /// `type_name` as it is, and the reply comes back undecoded. For relays such as an HTTP
-    /// front or a [`Spool`](crate::spool::Spool), which pass messages on without looking
+    /// front or a [`Caller`](crate::caller::Caller), which pass messages on without looking
     /// inside them. A relay has many requests in flight, so this one is written with the
     /// others that its tasks send in the same turn of the runtime (one write to the socket
     /// for them all, and one wake-up of the process that answers), not on its own.
@@ -207,8 +216,30 @@ impl Session {
         body: &RawValue,
         deadline: Duration,
     ) -> Result<RawReply, RequestError> {
-        let reply = self.exchange(type_name, body, deadline, Flush::Soon).await?;
+        let reply = self.exchange(type_name, body, deadline, 0, Flush::Soon).await?;
         Ok(RawReply(reply))
+    }
+
+    /// [`request_raw`](Self::request_raw) as one try of a call that may try other instances
+    /// too: `call` (non-zero) is the same on every try, and the handler sees it
+    /// ([`Incoming::call_id`]).
+    pub(crate) async fn request_raw_in_call(
+        &self,
+        type_name: &str,
+        body: &RawValue,
+        deadline: Duration,
+        call: u64,
+    ) -> Result<RawReply, RequestError> {
+        let reply = self
+            .exchange(type_name, body, deadline, call, Flush::Soon)
+            .await?;
+        Ok(RawReply(reply))
+    }
+
+    /// Sends a message already encoded (`body`, JSON) under `type_name`, with no reply.
+    pub async fn send_raw(&self, type_name: &str, body: &RawValue) -> Result<(), SendError> {
+        self.write(type_name, body, Numbers::default(), SEND_TIMEOUT, Flush::Now)
+            .await
     }
 
     async fn exchange<Q: Serialize + ?Sized>(
@@ -216,13 +247,15 @@ impl Session {
         type_name: &str,
         request: &Q,
         deadline: Duration,
+        call: u64,
         flush: Flush,
     ) -> Result<Reply, RequestError> {
         let conn = &self.0.conn;
         let (corr, reply) = conn.expect_reply(self.0.id);
         let _forget = Forget { conn, corr };
         let exchange = async {
-            self.write(type_name, request, corr, 0, deadline, flush).await?;
+            let numbers = Numbers { corr, reply: 0, call };
+            self.write(type_name, request, numbers, deadline, flush).await?;
             match reply.await {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err((kind, reason))) => Err(RequestError::Failed { kind, reason }),
@@ -241,15 +274,16 @@ impl Session {
         &self,
         type_name: &str,
         value: &T,
-        corr: u64,
-        reply: u64,
+        numbers: Numbers,
         deadline: Duration,
         flush: Flush,
     ) -> Result<(), SendError> {
+        let Numbers { corr, reply, call } = numbers;
         let header = DataHeader {
             session: self.0.id,
             corr,
             reply,
+            call,
             type_name,
         };
         let outbox = &self.0.conn.outbox;
@@ -363,6 +397,8 @@ impl fmt::Debug for RawReply {
 pub struct Incoming {
     session: Session,
     corr: u64,
+    /// The call this request is a try of (0: none).
+    call: u64,
     message: Reply,
     /// A reply (or a failure) has gone back.
     answered: AtomicBool,
@@ -387,6 +423,7 @@ impl Incoming {
     pub(crate) fn new(session: Session, data: &Data<'_>, frame: Bytes) -> Incoming {
         Incoming {
             corr: data.corr,
+            call: data.call,
             message: Reply::new(data, frame),
             session,
             answered: AtomicBool::new(false),
@@ -437,6 +474,13 @@ impl Incoming {
         })
     }
 
+    /// The call this request belongs to, when the caller may try it on more than one instance
+    /// ([`Caller`](crate::caller::Caller) with retries or hedging): the same on every try, so a
+    /// handler that must not act twice can recognise a request it has already seen.
+    pub fn call_id(&self) -> Option<u64> {
+        (self.call != 0).then_some(self.call)
+    }
+
     /// Was it sent with [`Session::request`] (so it expects a [`reply`](Self::reply))?
     pub fn is_request(&self) -> bool {
         self.corr != 0
@@ -460,7 +504,17 @@ impl Incoming {
         }
         let sent = self
             .session
-            .write(type_name, reply, 0, self.corr, SEND_TIMEOUT, self.flush())
+            .write(
+                type_name,
+                reply,
+                Numbers {
+                    corr: 0,
+                    reply: self.corr,
+                    call: 0,
+                },
+                SEND_TIMEOUT,
+                self.flush(),
+            )
             .await;
         if let (Err(e @ (SendError::TooLarge { .. } | SendError::Encode(_))), true) =
             (&sent, self.is_request())

@@ -39,6 +39,10 @@ pub struct Data<'a> {
     /// Non-zero on a reply: the `corr` of the request it answers.
     #[serde(default)]
     pub reply: u64,
+    /// Non-zero on a request made by a call that may try more than one instance: the same on
+    /// every try, so a handler can tell a retry from a new request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub call: u64,
     /// The message's type name (`Xy`, `Table`, `Vec<f64>`).
     #[serde(borrow, rename = "type")]
     pub type_name: Cow<'a, str>,
@@ -116,6 +120,8 @@ pub struct DataHeader<'a> {
     pub corr: u64,
     /// Non-zero on a reply.
     pub reply: u64,
+    /// Non-zero on a request of a call that may be tried again elsewhere.
+    pub call: u64,
     /// The body's type name.
     pub type_name: &'a str,
 }
@@ -132,6 +138,7 @@ pub fn encode_data<C: BodyCodec, T: Serialize + ?Sized>(
         session,
         corr,
         reply,
+        call,
         type_name,
     } = header;
     let start = dst.len();
@@ -147,6 +154,10 @@ pub fn encode_data<C: BodyCodec, T: Serialize + ?Sized>(
     if reply != 0 {
         dst.put_slice(b",\"reply\":");
         put_number(dst, reply);
+    }
+    if call != 0 {
+        dst.put_slice(b",\"call\":");
+        put_number(dst, call);
     }
     dst.put_slice(b",\"type\":");
     codec.encode(type_name, dst).map_err(WireError::Malformed)?;
@@ -231,6 +242,7 @@ pub(crate) fn canonical_data(frame: &[u8]) -> Option<Data<'_>> {
     };
     let corr = field(b",\"corr\":")?;
     let reply = field(b",\"reply\":")?;
+    let call = field(b",\"call\":")?;
     let rest = rest.strip_prefix(b",\"type\":\"")?;
     let end = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
     if rest[end] != b'"' {
@@ -243,6 +255,7 @@ pub(crate) fn canonical_data(frame: &[u8]) -> Option<Data<'_>> {
         session: SessionId(session),
         corr,
         reply,
+        call,
         type_name: Cow::Borrowed(type_name),
         body,
     })
@@ -261,6 +274,10 @@ fn take_number(rest: &mut &[u8]) -> Option<u64> {
     }
     *rest = &rest[digits..];
     Some(n)
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Writes a decimal number in place (no temporary string).
@@ -314,6 +331,7 @@ mod tests {
         same(r#"{"Data":{"session":18446744073709551615,"corr":7,"type":"","body":"a}}"}}"#);
         same(r#"{"Data":{"session":0,"reply":3,"type":"Vec<f64>","body":[1.5]}}"#);
         same(r#"{"Data":{"session":2,"corr":1,"reply":2,"type":"é","body":null}}"#);
+        same(r#"{"Data":{"session":2,"corr":1,"call":99,"type":"Xy","body":[]}}"#);
         // Anything else is left to the general decoder, which accepts or refuses it.
         for other in [
             r#"{"Data":{"corr":7,"session":1,"type":"Xy","body":1}}"#,
@@ -343,6 +361,7 @@ mod tests {
                 session: SessionId(7),
                 corr: 3,
                 reply: 0,
+                call: 0,
                 type_name: "Vec<Vec<f64>>",
             },
             &value,
@@ -408,6 +427,7 @@ mod format_tests {
             session: SessionId(1),
             corr: 7,
             reply: 0,
+            call: 0,
             type_name: "Xy",
         };
         encode_data(

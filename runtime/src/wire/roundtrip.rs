@@ -259,11 +259,11 @@ proptest! {
         body in vec((text(), any::<f64>().prop_filter("finite", |f| f.is_finite())), 0..4),
     ) {
         let mut buf = BytesMut::new();
-        let header = DataHeader { session: SessionId(session), corr, reply, type_name: &type_name };
+        let header = DataHeader { session: SessionId(session), corr, reply, call: corr, type_name: &type_name };
         encode_data(&JsonCodec, &mut buf, MAX_SESSION_FRAME, header, &body).unwrap();
         let decoded: PeerMsg<'_> = serde_json::from_slice(session_body(&buf)).unwrap();
         let PeerMsg::Data(d) = decoded else { panic!("not Data: {decoded:?}") };
-        prop_assert_eq!((d.session, d.corr, d.reply), (SessionId(session), corr, reply));
+        prop_assert_eq!((d.session, d.corr, d.reply, d.call), (SessionId(session), corr, reply, corr));
         prop_assert_eq!(&*d.type_name, type_name.as_str());
         let back: Vec<(String, f64)> = serde_json::from_str(d.body.get()).unwrap();
         prop_assert_eq!(back, body);

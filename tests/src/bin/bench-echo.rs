@@ -1,8 +1,10 @@
 //! bench-echo: the far end of the round-trip benchmarks.
 //!
-//! `bench-echo --name NAME [--scope S]` publishes NAME and answers every message with the
-//! same message. `bench-echo --raw` is a plain tokio TCP echo of length-prefixed frames, the
-//! baseline. Either prints one line when ready (`published ...` / `listening ADDR`).
+//! `bench-echo --name NAME [--scope S]` publishes NAME and answers every request with the
+//! same message (`"count?"` with the number of plain messages it got). `bench-echo --raw` is
+//! a plain tokio TCP echo of length-prefixed frames, the baseline; `bench-echo --raw-sink`
+//! counts such frames and answers an empty one with the count. Each prints one line when
+//! ready (`published ...` / `listening ADDR`).
 //!
 //! `bench-echo --client SEARCH [--scope S] [--runs N] [--big-runs M]` is the near end, for
 //! benchmarks that run it on another host (the namespace lab): it subscribes, and once a
@@ -33,6 +35,9 @@ async fn run() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("--client") {
         return client(&args).await;
     }
+    if args.first().map(String::as_str) == Some("--raw-sink") {
+        return raw_sink().await;
+    }
     let value = |flag: &str| {
         args.iter()
             .position(|a| a == flag)
@@ -45,13 +50,59 @@ async fn run() -> anyhow::Result<()> {
     let node = Node::start().await?;
     let mut publication = node.publish(&name, scope).await?;
     println!("published {name} {scope} id={}", node.id().short());
+    // Plain messages (casts) are counted; a request gets itself back, or with "count?" the
+    // number of plain messages so far (sent after casts on the same session, it comes after
+    // them all).
+    let mut casts: u64 = 0;
     while let Some(event) = publication.next().await {
         if let PublicationEvent::Message(m) = event {
+            if !m.is_request() {
+                casts += 1;
+                continue;
+            }
             let text: String = m.decode()?;
-            m.reply(&text).await?;
+            if text == "count?" {
+                m.reply(&casts.to_string()).await?;
+            } else {
+                m.reply(&text).await?;
+            }
         }
     }
     Ok(())
+}
+
+/// Reads length-prefixed frames and counts them; after each read that ends on a frame
+/// boundary, writes the count so far (8 bytes) back if the peer asked (a frame of length 0).
+async fn raw_sink() -> anyhow::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening {}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let mut stream = tokio::io::BufReader::with_capacity(64 * 1024, stream);
+            let mut frames: u64 = 0;
+            let mut body = Vec::new();
+            loop {
+                let mut len = [0u8; 4];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let len = u32::from_be_bytes(len) as usize;
+                if len == 0 {
+                    if stream.get_mut().write_all(&frames.to_be_bytes()).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                body.resize(len, 0);
+                if stream.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                frames += 1;
+            }
+        });
+    }
 }
 
 async fn raw_echo() -> anyhow::Result<()> {

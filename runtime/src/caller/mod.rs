@@ -1,0 +1,544 @@
+//! Calls to every instance a search matches: to one (by a [`Policy`]), to all, or one-way.
+//!
+//! A [`Caller`] holds a session with each instance (publisher) its subscription finds:
+//! [`Node::caller`](crate::Node::caller) makes one for a search, or [`Caller::feed`] wires one
+//! to a subscription of your own, or call [`join`](Caller::join) and
+//! [`leave`](Caller::leave) yourself.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use layer_cake::caller::{Call, CallerConfig, Policy};
+//! use layer_cake::{Node, Scope};
+//!
+//! #[derive(serde::Serialize)]
+//! struct Xy { x: usize, y: usize }
+//! layer_cake::message!(Xy);
+//!
+//! let node = Node::start().await?;
+//! let workers = node.caller("worker:.*", Scope::Host, CallerConfig::default()).await?;
+//! workers.wait_for(2, std::time::Duration::from_secs(5)).await?;
+//! // The nearest worker, then the least busy.
+//! let table: Vec<Vec<f64>> = workers.one(&Xy { x: 2, y: 2 }, &Call::new()).await?;
+//! // The worker that owns key "user-7", tried on another if it goes before answering.
+//! let call = Call::new().key("user-7").idempotent().retries(2);
+//! let table: Vec<Vec<f64>> = workers.one(&Xy { x: 2, y: 2 }, &call).await?;
+//! // Every worker, one answer each.
+//! for answer in workers.all::<_, Vec<Vec<f64>>>(&Xy { x: 1, y: 1 }, &Call::new()).await {
+//!     println!("{}: {:?}", answer.instance.name, answer.result.map(|t| t.len()));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! **Bounds.** At most [`CallerConfig::per_instance`] calls are in flight on one instance; a
+//! call that finds its instance (or every instance) at the bound waits, but at most
+//! [`CallerConfig::waiting`] calls wait: beyond, a call fails at once with
+//! [`CallError::Busy`]. With no instance it fails at once with [`CallError::NoInstances`].
+//! Every call, waiting included, ends by its deadline with [`CallError::Timeout`].
+//!
+//! **Retries.** A call marked [`idempotent`](Call::idempotent) whose instance goes before
+//! answering (its session ends, or it drops the request unprocessed) is tried again on
+//! another instance, up to [`Call::retries`] times, under the same deadline. Every try
+//! carries the same call id, which the handler sees ([`Incoming::call_id`]); a call not
+//! marked idempotent is never tried twice.
+//!
+//! [`Incoming::call_id`]: crate::node::Incoming::call_id
+
+mod instances;
+mod policy;
+
+pub use instances::Instance;
+pub use policy::Policy;
+
+use crate::message::{Message, Received};
+use crate::node::{DecodeError, RawReply, RequestError, SendError, Session, Subscription, SubscriptionEvent};
+use crate::wire::peer::FailKind;
+use instances::{Instances, Lease};
+use serde_json::value::RawValue;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Whether a request may be run twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Idempotence {
+    /// Run at most once: if its instance goes before answering, the call fails with
+    /// [`CallError::InstanceLost`]. The default.
+    #[default]
+    Once,
+    /// Safe to run again: if its instance goes before answering, it is tried on another.
+    Idempotent,
+}
+
+/// A caller's bounds and defaults.
+#[derive(Debug, Clone)]
+pub struct CallerConfig {
+    /// Calls in flight on one instance, at most.
+    pub per_instance: usize,
+    /// Calls waiting for room, at most; more fail at once with [`CallError::Busy`].
+    pub waiting: usize,
+    /// How long a call may take (waiting included), unless the call says otherwise.
+    pub deadline: Duration,
+    /// The policy of calls that name none.
+    pub policy: Policy,
+}
+
+impl Default for CallerConfig {
+    fn default() -> Self {
+        CallerConfig {
+            per_instance: 64,
+            waiting: 1024,
+            deadline: Duration::from_secs(5),
+            policy: Policy::NearestFirst,
+        }
+    }
+}
+
+/// How one call is made; what it leaves out comes from the [`CallerConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    policy: Option<Policy>,
+    key: Option<String>,
+    idempotence: Idempotence,
+    retries: Option<usize>,
+    deadline: Option<Duration>,
+}
+
+impl Call {
+    /// A call with the caller's defaults: not idempotent, the caller's policy and deadline.
+    pub fn new() -> Call {
+        Call::default()
+    }
+
+    /// Chooses the instance by `policy`.
+    pub fn policy(mut self, policy: Policy) -> Call {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Sends the call to the instance that owns `key` ([`Policy::KeyAffinity`]).
+    pub fn key(mut self, key: impl Into<String>) -> Call {
+        self.key = Some(key.into());
+        self.policy = Some(Policy::KeyAffinity);
+        self
+    }
+
+    /// Marks the call safe to run twice: it is tried on another instance if its instance
+    /// goes before answering (once, unless [`retries`](Self::retries) says otherwise).
+    pub fn idempotent(mut self) -> Call {
+        self.idempotence = Idempotence::Idempotent;
+        self
+    }
+
+    /// Marks the call's idempotence.
+    pub fn idempotence(mut self, idempotence: Idempotence) -> Call {
+        self.idempotence = idempotence;
+        self
+    }
+
+    /// How many further tries, on other instances, an idempotent call gets (default 1).
+    pub fn retries(mut self, retries: usize) -> Call {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// How long the call may take, waiting for room included.
+    pub fn deadline(mut self, deadline: Duration) -> Call {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The policy this call goes by (key affinity without a key is nearest-first).
+    fn policy_or(&self, default: Policy) -> Policy {
+        match (self.policy.unwrap_or(default), &self.key) {
+            (Policy::KeyAffinity, None) => Policy::NearestFirst,
+            (policy, _) => policy,
+        }
+    }
+
+    fn tries(&self) -> usize {
+        match self.idempotence {
+            Idempotence::Once => 1,
+            Idempotence::Idempotent => 1 + self.retries.unwrap_or(1),
+        }
+    }
+}
+
+/// Why a call got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No instance matches (yet).
+    #[error("no instance is available")]
+    NoInstances,
+    /// Every instance the call could go to is at its bound, and the waiting line is full.
+    #[error("every instance is busy and {0} calls are already waiting")]
+    Busy(usize),
+    /// The deadline passed (waiting for room, or for the answer).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The instance went while the call was in flight (and it was not tried elsewhere).
+    #[error("{instance} went before it answered ({reason})")]
+    InstanceLost {
+        /// The instance's published name.
+        instance: String,
+        /// What happened to it.
+        reason: String,
+    },
+    /// The request could not be sent (it did not encode, or is over the frame limit).
+    #[error("could not send the request: {0}")]
+    Send(#[source] SendError),
+    /// The request did not encode.
+    #[error("could not encode the request: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The instance answered that it cannot answer: it could not decode the request, or its
+    /// answer could not be sent.
+    #[error("{instance} failed the request: {reason}")]
+    Failed {
+        /// The instance's published name.
+        instance: String,
+        /// What it said.
+        reason: String,
+    },
+    /// The answer was not of the type expected.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Fewer instances than asked for came within the deadline ([`Caller::wait_for`]).
+    #[error("{found} of {wanted} instances within {deadline:?}")]
+    TooFew {
+        /// How many were asked for.
+        wanted: usize,
+        /// How many there were at the deadline.
+        found: usize,
+        /// How long it waited.
+        deadline: Duration,
+    },
+}
+
+/// One instance's answer to a call to all of them.
+#[derive(Debug)]
+pub struct Answer<R> {
+    /// Who answered (or failed to).
+    pub instance: Instance,
+    /// The answer, or why there is none.
+    pub result: Result<R, CallError>,
+}
+
+/// Calls to the instances (publishers) a search matches. Cheap to clone; every clone is the
+/// same caller.
+#[derive(Clone)]
+pub struct Caller(Arc<Inner>);
+
+struct Inner {
+    config: CallerConfig,
+    instances: Instances,
+    /// The task that keeps the instances in step with a subscription, ended with the caller.
+    feed: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(feed) = self.feed.get_mut().ok().and_then(Option::take) {
+            feed.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("instances", &self.0.instances.len())
+            .field("waiting", &self.0.instances.waiting())
+            .finish()
+    }
+}
+
+impl Caller {
+    /// A caller with no instances yet.
+    pub fn new(config: CallerConfig) -> Caller {
+        Caller(Arc::new(Inner {
+            instances: Instances::new(config.per_instance, config.waiting),
+            config,
+            feed: std::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Adds an instance (a session with a publisher); the same session twice is one.
+    pub fn join(&self, session: Session) {
+        self.0.instances.join(session);
+    }
+
+    /// Removes an instance; its calls in flight fail (or are tried elsewhere). Returns whether
+    /// it was there.
+    pub fn leave(&self, session: crate::SessionId) -> bool {
+        self.0.instances.leave(session)
+    }
+
+    /// The instances now, in the order they joined.
+    pub fn instances(&self) -> Vec<Instance> {
+        self.0.instances.list()
+    }
+
+    /// How many calls are waiting for room now.
+    pub fn waiting(&self) -> usize {
+        self.0.instances.waiting()
+    }
+
+    /// Keeps the instances in step with `subscription`: each `Available` session joins, each
+    /// `Dropped` one leaves, until the subscription ends or the caller is dropped.
+    pub fn feed(&self, subscription: Subscription) {
+        let inner = Arc::downgrade(&self.0);
+        let task = tokio::spawn(feed(inner, subscription));
+        let old = self
+            .0
+            .feed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(task.abort_handle());
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Waits until at least `count` instances are available, at most `deadline`; returns how
+    /// many there are.
+    pub async fn wait_for(&self, count: usize, deadline: Duration) -> Result<usize, CallError> {
+        let found = self.0.instances.wait_for(count, Instant::now() + deadline).await;
+        if found >= count {
+            Ok(found)
+        } else {
+            Err(CallError::TooFew {
+                wanted: count,
+                found,
+                deadline,
+            })
+        }
+    }
+
+    /// Sends `request` to one instance, chosen by the call's policy, and waits for its answer.
+    pub async fn one<Q, R>(&self, request: &Q, call: &Call) -> Result<R, CallError>
+    where
+        Q: Message + ?Sized,
+        R: Received,
+    {
+        let body = serde_json::value::to_raw_value(request).map_err(CallError::Encode)?;
+        let (_, reply) = self.one_raw(Q::NAME, &body, call).await?;
+        Ok(reply.decode()?)
+    }
+
+    /// [`one`](Self::one) for a message already encoded as JSON, answered undecoded, with the
+    /// instance that answered.
+    pub async fn one_raw(
+        &self,
+        type_name: &str,
+        body: &RawValue,
+        call: &Call,
+    ) -> Result<(Instance, RawReply), CallError> {
+        let deadline = call.deadline.unwrap_or(self.0.config.deadline);
+        let until = Instant::now() + deadline;
+        let policy = call.policy_or(self.0.config.policy);
+        let tries = call.tries();
+        let id = if tries > 1 {
+            self.0.instances.next_call_id()
+        } else {
+            0
+        };
+        let mut tried = Vec::new();
+        let mut last: Option<CallError> = None;
+        loop {
+            let lease = match self
+                .0
+                .instances
+                .lease(policy, call.key.as_deref(), &tried, until, deadline)
+                .await
+            {
+                Ok(lease) => lease,
+                // Tried everywhere: say what happened to the last try.
+                Err(CallError::NoInstances) if last.is_some() => return Err(last.expect("a try failed")),
+                Err(e) => return Err(e),
+            };
+            tried.push(lease.session.id());
+            let left = until.saturating_duration_since(Instant::now());
+            let outcome = tokio::select! {
+                biased;
+                r = lease.session.request_raw_in_call(type_name, body, left, id) => r.map_err(|e| request_error(e, &lease, deadline)),
+                _ = lease.gone.cancelled() => Err(lost(&lease, "it left")),
+            };
+            match outcome {
+                Err(e @ CallError::InstanceLost { .. }) if tried.len() < tries => {
+                    tracing::debug!(error = %e, "instance lost; trying the call on another");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+                Ok(reply) => return Ok((lease.instance.clone(), reply)),
+            }
+        }
+    }
+
+    /// Sends `request` to every instance and waits for each answer, all under one deadline: a
+    /// slow or dead instance costs only its own entry. One entry per instance, in the order
+    /// the instances joined.
+    pub async fn all<Q, R>(&self, request: &Q, call: &Call) -> Vec<Answer<R>>
+    where
+        Q: Message + ?Sized,
+        R: Received,
+    {
+        let body = match serde_json::value::to_raw_value(request) {
+            Ok(body) => body,
+            Err(e) => {
+                let error = e.to_string();
+                return self
+                    .instances()
+                    .into_iter()
+                    .map(|instance| Answer {
+                        instance,
+                        result: Err(CallError::Send(SendError::Encode(error.clone()))),
+                    })
+                    .collect();
+            }
+        };
+        self.all_raw(Q::NAME, &body, call)
+            .await
+            .into_iter()
+            .map(|a| Answer {
+                instance: a.instance,
+                result: a.result.and_then(|reply| Ok(reply.decode()?)),
+            })
+            .collect()
+    }
+
+    /// [`all`](Self::all) for a message already encoded as JSON, answered undecoded.
+    pub async fn all_raw(&self, type_name: &str, body: &RawValue, call: &Call) -> Vec<Answer<RawReply>> {
+        let deadline = call.deadline.unwrap_or(self.0.config.deadline);
+        let until = Instant::now() + deadline;
+        let leases = self.0.instances.lease_each();
+        let asks = leases.into_iter().map(|lease| async move {
+            let result = match lease {
+                Err((instance, e)) => return Answer { instance, result: Err(e) },
+                Ok(lease) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let result = tokio::select! {
+                        biased;
+                        r = lease.session.request_raw_in_call(type_name, body, left, 0) => r.map_err(|e| request_error(e, &lease, deadline)),
+                        _ = lease.gone.cancelled() => Err(lost(&lease, "it left")),
+                    };
+                    (lease.instance.clone(), result)
+                }
+            };
+            Answer {
+                instance: result.0,
+                result: result.1,
+            }
+        });
+        futures_util::future::join_all(asks).await
+    }
+
+    /// Sends `message` one way to one instance, chosen by the call's policy; returns which.
+    pub async fn cast<Q: Message + ?Sized>(&self, message: &Q, call: &Call) -> Result<Instance, CallError> {
+        let body = serde_json::value::to_raw_value(message).map_err(CallError::Encode)?;
+        self.cast_raw(Q::NAME, &body, call).await
+    }
+
+    /// [`cast`](Self::cast) for a message already encoded as JSON.
+    pub async fn cast_raw(
+        &self,
+        type_name: &str,
+        body: &RawValue,
+        call: &Call,
+    ) -> Result<Instance, CallError> {
+        let deadline = call.deadline.unwrap_or(self.0.config.deadline);
+        let until = Instant::now() + deadline;
+        let policy = call.policy_or(self.0.config.policy);
+        let lease = self
+            .0
+            .instances
+            .lease(policy, call.key.as_deref(), &[], until, deadline)
+            .await?;
+        lease
+            .session
+            .send_raw(type_name, body)
+            .await
+            .map_err(CallError::Send)?;
+        Ok(lease.instance.clone())
+    }
+
+    /// Sends `message` one way to every instance; one entry per instance.
+    pub async fn cast_all<Q: Message + ?Sized>(&self, message: &Q) -> Vec<Answer<()>> {
+        let body = match serde_json::value::to_raw_value(message) {
+            Ok(body) => body,
+            Err(e) => {
+                let error = e.to_string();
+                return self
+                    .instances()
+                    .into_iter()
+                    .map(|instance| Answer {
+                        instance,
+                        result: Err(CallError::Send(SendError::Encode(error.clone()))),
+                    })
+                    .collect();
+            }
+        };
+        let leases = self.0.instances.lease_each();
+        let sends = leases.into_iter().map(|lease| {
+            let body = &body;
+            async move {
+                match lease {
+                    Err((instance, e)) => Answer {
+                        instance,
+                        result: Err(e),
+                    },
+                    Ok(lease) => Answer {
+                        result: lease
+                            .session
+                            .send_raw(Q::NAME, body)
+                            .await
+                            .map_err(CallError::Send),
+                        instance: lease.instance.clone(),
+                    },
+                }
+            }
+        });
+        futures_util::future::join_all(sends).await
+    }
+}
+
+/// Joins each `Available` session of `subscription`, lets each `Dropped` one leave.
+async fn feed(inner: Weak<Inner>, mut subscription: Subscription) {
+    while let Some(event) = subscription.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        match event {
+            SubscriptionEvent::Available(session) => inner.instances.join(session),
+            SubscriptionEvent::Dropped(d) => {
+                inner.instances.leave(d.session);
+            }
+            SubscriptionEvent::Message(_) => {}
+        }
+    }
+}
+
+fn lost(lease: &Lease<'_>, reason: &str) -> CallError {
+    CallError::InstanceLost {
+        instance: lease.instance.name.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+/// What a session's request error means for a call.
+fn request_error(e: RequestError, lease: &Lease<'_>, deadline: Duration) -> CallError {
+    match e {
+        RequestError::Timeout(_) => CallError::Timeout(deadline),
+        RequestError::Ended | RequestError::Send(SendError::Closed) => lost(lease, "its connection ended"),
+        RequestError::Send(e) => CallError::Send(e),
+        // Not processed: as if the instance had gone (an idempotent call is tried elsewhere).
+        RequestError::Failed {
+            kind: FailKind::Unanswered,
+            reason,
+        } => CallError::InstanceLost {
+            instance: lease.instance.name.clone(),
+            reason,
+        },
+        RequestError::Failed { reason, .. } => CallError::Failed {
+            instance: lease.instance.name.clone(),
+            reason,
+        },
+        RequestError::Decode(e) => CallError::Decode(e),
+    }
+}
