@@ -115,3 +115,46 @@ async fn a_call_says_plainly_what_went_wrong() {
     let err = failure(&call("127.0.0.1:1", &["svc", "Ping", PING]).await);
     assert!(err.contains("no directory answers at 127.0.0.1:1"), "{err}");
 }
+
+#[tokio::test]
+async fn nearest_first_prefers_the_group_instance_over_the_host_one() {
+    let host = Daemon::host_cake().await;
+    let group = Daemon::group_cake(host.addr).await;
+    let mut near = publisher("near", &group.env(), "svc-near", "GROUP");
+    near.expect(&["published", "svc-near", "active"]).await;
+    let mut far = publisher("far", &host.env(), "svc-far", "HOST");
+    far.expect(&["published", "svc-far", "active"]).await;
+    let answered_by = |out: String| -> String {
+        let doc: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        format!(
+            "{} {}",
+            doc["instance"]["name"].as_str().unwrap(),
+            doc["instance"]["at"].as_str().unwrap()
+        )
+    };
+    for _ in 0..3 {
+        let out = stdout(&call(&group.env(), &["svc-.*", "Ping", PING, "--count", "2", "--json"]).await);
+        assert_eq!(answered_by(out), "svc-near GROUP");
+    }
+    // A call to all reaches both.
+    let out = stdout(
+        &call(
+            &group.env(),
+            &["svc-.*", "Ping", PING, "--count", "2", "--all", "--json"],
+        )
+        .await,
+    );
+    let doc: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    let mut seen: Vec<String> = doc
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["instance"]["name"].as_str().unwrap(),
+                d["instance"]["at"].as_str().unwrap()
+            )
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ["svc-far HOST", "svc-near GROUP"]);
+}

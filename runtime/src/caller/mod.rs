@@ -43,175 +43,25 @@
 //!
 //! [`Incoming::call_id`]: crate::node::Incoming::call_id
 
+mod error;
 mod instances;
+mod options;
 mod policy;
 
+pub use error::CallError;
 pub use instances::Instance;
+pub use options::{Call, CallerConfig, Idempotence};
 pub use policy::Policy;
 
 use crate::message::{Message, Received};
-use crate::node::{DecodeError, RawReply, RequestError, SendError, Session, Subscription, SubscriptionEvent};
+use crate::node::{RawReply, RequestError, SendError, Session, Subscription, SubscriptionEvent};
 use crate::wire::peer::FailKind;
 use instances::{Instances, Lease};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Whether a request may be run twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Idempotence {
-    /// Run at most once: if its instance goes before answering, the call fails with
-    /// [`CallError::InstanceLost`]. The default.
-    #[default]
-    Once,
-    /// Safe to run again: if its instance goes before answering, it is tried on another.
-    Idempotent,
-}
-
-/// A caller's bounds and defaults.
-#[derive(Debug, Clone)]
-pub struct CallerConfig {
-    /// Calls in flight on one instance, at most.
-    pub per_instance: usize,
-    /// Calls waiting for room, at most; more fail at once with [`CallError::Busy`].
-    pub waiting: usize,
-    /// How long a call may take (waiting included), unless the call says otherwise.
-    pub deadline: Duration,
-    /// The policy of calls that name none.
-    pub policy: Policy,
-}
-
-impl Default for CallerConfig {
-    fn default() -> Self {
-        CallerConfig {
-            per_instance: 64,
-            waiting: 1024,
-            deadline: Duration::from_secs(5),
-            policy: Policy::NearestFirst,
-        }
-    }
-}
-
-/// How one call is made; what it leaves out comes from the [`CallerConfig`].
-#[derive(Debug, Clone, Default)]
-pub struct Call {
-    policy: Option<Policy>,
-    key: Option<String>,
-    idempotence: Idempotence,
-    retries: Option<usize>,
-    deadline: Option<Duration>,
-}
-
-impl Call {
-    /// A call with the caller's defaults: not idempotent, the caller's policy and deadline.
-    pub fn new() -> Call {
-        Call::default()
-    }
-
-    /// Chooses the instance by `policy`.
-    pub fn policy(mut self, policy: Policy) -> Call {
-        self.policy = Some(policy);
-        self
-    }
-
-    /// Sends the call to the instance that owns `key` ([`Policy::KeyAffinity`]).
-    pub fn key(mut self, key: impl Into<String>) -> Call {
-        self.key = Some(key.into());
-        self.policy = Some(Policy::KeyAffinity);
-        self
-    }
-
-    /// Marks the call safe to run twice: it is tried on another instance if its instance
-    /// goes before answering (once, unless [`retries`](Self::retries) says otherwise).
-    pub fn idempotent(mut self) -> Call {
-        self.idempotence = Idempotence::Idempotent;
-        self
-    }
-
-    /// Marks the call's idempotence.
-    pub fn idempotence(mut self, idempotence: Idempotence) -> Call {
-        self.idempotence = idempotence;
-        self
-    }
-
-    /// How many further tries, on other instances, an idempotent call gets (default 1).
-    pub fn retries(mut self, retries: usize) -> Call {
-        self.retries = Some(retries);
-        self
-    }
-
-    /// How long the call may take, waiting for room included.
-    pub fn deadline(mut self, deadline: Duration) -> Call {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    /// The policy this call goes by (key affinity without a key is nearest-first).
-    fn policy_or(&self, default: Policy) -> Policy {
-        match (self.policy.unwrap_or(default), &self.key) {
-            (Policy::KeyAffinity, None) => Policy::NearestFirst,
-            (policy, _) => policy,
-        }
-    }
-
-    fn tries(&self) -> usize {
-        match self.idempotence {
-            Idempotence::Once => 1,
-            Idempotence::Idempotent => 1 + self.retries.unwrap_or(1),
-        }
-    }
-}
-
-/// Why a call got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// No instance matches (yet).
-    #[error("no instance is available")]
-    NoInstances,
-    /// Every instance the call could go to is at its bound, and the waiting line is full.
-    #[error("every instance is busy and {0} calls are already waiting")]
-    Busy(usize),
-    /// The deadline passed (waiting for room, or for the answer).
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// The instance went while the call was in flight (and it was not tried elsewhere).
-    #[error("{instance} went before it answered ({reason})")]
-    InstanceLost {
-        /// The instance's published name.
-        instance: String,
-        /// What happened to it.
-        reason: String,
-    },
-    /// The request could not be sent (it did not encode, or is over the frame limit).
-    #[error("could not send the request: {0}")]
-    Send(#[source] SendError),
-    /// The request did not encode.
-    #[error("could not encode the request: {0}")]
-    Encode(#[source] serde_json::Error),
-    /// The instance answered that it cannot answer: it could not decode the request, or its
-    /// answer could not be sent.
-    #[error("{instance} failed the request: {reason}")]
-    Failed {
-        /// The instance's published name.
-        instance: String,
-        /// What it said.
-        reason: String,
-    },
-    /// The answer was not of the type expected.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// Fewer instances than asked for came within the deadline ([`Caller::wait_for`]).
-    #[error("{found} of {wanted} instances within {deadline:?}")]
-    TooFew {
-        /// How many were asked for.
-        wanted: usize,
-        /// How many there were at the deadline.
-        found: usize,
-        /// How long it waited.
-        deadline: Duration,
-    },
-}
 
 /// One instance's answer to a call to all of them.
 #[derive(Debug)]
@@ -319,8 +169,7 @@ impl Caller {
         Q: Message + ?Sized,
         R: Received,
     {
-        let body = serde_json::value::to_raw_value(request).map_err(CallError::Encode)?;
-        let (_, reply) = self.one_raw(Q::NAME, &body, call).await?;
+        let (_, reply) = self.one_as(Q::NAME, request, call).await?;
         Ok(reply.decode()?)
     }
 
@@ -330,6 +179,15 @@ impl Caller {
         &self,
         type_name: &str,
         body: &RawValue,
+        call: &Call,
+    ) -> Result<(Instance, RawReply), CallError> {
+        self.one_as(type_name, body, call).await
+    }
+
+    async fn one_as<T: Serialize + ?Sized>(
+        &self,
+        type_name: &str,
+        body: &T,
         call: &Call,
     ) -> Result<(Instance, RawReply), CallError> {
         let deadline = call.deadline.unwrap_or(self.0.config.deadline);
@@ -356,12 +214,7 @@ impl Caller {
                 Err(e) => return Err(e),
             };
             tried.push(lease.session.id());
-            let left = until.saturating_duration_since(Instant::now());
-            let outcome = tokio::select! {
-                biased;
-                r = lease.session.request_raw_in_call(type_name, body, left, id) => r.map_err(|e| request_error(e, &lease, deadline)),
-                _ = lease.gone.cancelled() => Err(lost(&lease, "it left")),
-            };
+            let outcome = ask(&lease, type_name, body, until, deadline, id).await;
             match outcome {
                 Err(e @ CallError::InstanceLost { .. }) if tried.len() < tries => {
                     tracing::debug!(error = %e, "instance lost; trying the call on another");
@@ -381,21 +234,7 @@ impl Caller {
         Q: Message + ?Sized,
         R: Received,
     {
-        let body = match serde_json::value::to_raw_value(request) {
-            Ok(body) => body,
-            Err(e) => {
-                let error = e.to_string();
-                return self
-                    .instances()
-                    .into_iter()
-                    .map(|instance| Answer {
-                        instance,
-                        result: Err(CallError::Send(SendError::Encode(error.clone()))),
-                    })
-                    .collect();
-            }
-        };
-        self.all_raw(Q::NAME, &body, call)
+        self.all_as(Q::NAME, request, call)
             .await
             .into_iter()
             .map(|a| Answer {
@@ -407,34 +246,36 @@ impl Caller {
 
     /// [`all`](Self::all) for a message already encoded as JSON, answered undecoded.
     pub async fn all_raw(&self, type_name: &str, body: &RawValue, call: &Call) -> Vec<Answer<RawReply>> {
+        self.all_as(type_name, body, call).await
+    }
+
+    async fn all_as<T: Serialize + ?Sized>(
+        &self,
+        type_name: &str,
+        body: &T,
+        call: &Call,
+    ) -> Vec<Answer<RawReply>> {
         let deadline = call.deadline.unwrap_or(self.0.config.deadline);
         let until = Instant::now() + deadline;
-        let leases = self.0.instances.lease_each();
-        let asks = leases.into_iter().map(|lease| async move {
-            let result = match lease {
-                Err((instance, e)) => return Answer { instance, result: Err(e) },
-                Ok(lease) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    let result = tokio::select! {
-                        biased;
-                        r = lease.session.request_raw_in_call(type_name, body, left, 0) => r.map_err(|e| request_error(e, &lease, deadline)),
-                        _ = lease.gone.cancelled() => Err(lost(&lease, "it left")),
-                    };
-                    (lease.instance.clone(), result)
-                }
-            };
-            Answer {
-                instance: result.0,
-                result: result.1,
+        let asks = self.0.instances.lease_each().into_iter().map(|lease| async move {
+            match lease {
+                Err((instance, e)) => Answer {
+                    instance,
+                    result: Err(e),
+                },
+                Ok(lease) => Answer {
+                    result: ask(&lease, type_name, body, until, deadline, 0).await,
+                    instance: lease.instance.clone(),
+                },
             }
         });
         futures_util::future::join_all(asks).await
     }
 
     /// Sends `message` one way to one instance, chosen by the call's policy; returns which.
+    /// Casts made one after another go out together (one write for many).
     pub async fn cast<Q: Message + ?Sized>(&self, message: &Q, call: &Call) -> Result<Instance, CallError> {
-        let body = serde_json::value::to_raw_value(message).map_err(CallError::Encode)?;
-        self.cast_raw(Q::NAME, &body, call).await
+        self.cast_as(Q::NAME, message, call).await
     }
 
     /// [`cast`](Self::cast) for a message already encoded as JSON.
@@ -442,6 +283,15 @@ impl Caller {
         &self,
         type_name: &str,
         body: &RawValue,
+        call: &Call,
+    ) -> Result<Instance, CallError> {
+        self.cast_as(type_name, body, call).await
+    }
+
+    async fn cast_as<T: Serialize + ?Sized>(
+        &self,
+        type_name: &str,
+        body: &T,
         call: &Call,
     ) -> Result<Instance, CallError> {
         let deadline = call.deadline.unwrap_or(self.0.config.deadline);
@@ -454,7 +304,7 @@ impl Caller {
             .await?;
         lease
             .session
-            .send_raw(type_name, body)
+            .cast_as(type_name, body)
             .await
             .map_err(CallError::Send)?;
         Ok(lease.instance.clone())
@@ -462,41 +312,40 @@ impl Caller {
 
     /// Sends `message` one way to every instance; one entry per instance.
     pub async fn cast_all<Q: Message + ?Sized>(&self, message: &Q) -> Vec<Answer<()>> {
-        let body = match serde_json::value::to_raw_value(message) {
-            Ok(body) => body,
-            Err(e) => {
-                let error = e.to_string();
-                return self
-                    .instances()
-                    .into_iter()
-                    .map(|instance| Answer {
-                        instance,
-                        result: Err(CallError::Send(SendError::Encode(error.clone()))),
-                    })
-                    .collect();
-            }
-        };
-        let leases = self.0.instances.lease_each();
-        let sends = leases.into_iter().map(|lease| {
-            let body = &body;
-            async move {
-                match lease {
-                    Err((instance, e)) => Answer {
-                        instance,
-                        result: Err(e),
-                    },
-                    Ok(lease) => Answer {
-                        result: lease
-                            .session
-                            .send_raw(Q::NAME, body)
-                            .await
-                            .map_err(CallError::Send),
-                        instance: lease.instance.clone(),
-                    },
-                }
+        let sends = self.0.instances.lease_each().into_iter().map(|lease| async move {
+            match lease {
+                Err((instance, e)) => Answer {
+                    instance,
+                    result: Err(e),
+                },
+                Ok(lease) => Answer {
+                    result: lease
+                        .session
+                        .cast_as(Q::NAME, message)
+                        .await
+                        .map_err(CallError::Send),
+                    instance: lease.instance.clone(),
+                },
             }
         });
         futures_util::future::join_all(sends).await
+    }
+}
+
+/// One try of a call on the instance of `lease`, within `until`.
+async fn ask<T: Serialize + ?Sized>(
+    lease: &Lease<'_>,
+    type_name: &str,
+    body: &T,
+    until: Instant,
+    deadline: Duration,
+    call: u64,
+) -> Result<RawReply, CallError> {
+    let left = until.saturating_duration_since(Instant::now());
+    tokio::select! {
+        biased;
+        r = lease.session.request_in_call(type_name, body, left, call) => r.map_err(|e| request_error(e, lease, deadline)),
+        _ = lease.gone.cancelled() => Err(lost(lease, "it left")),
     }
 }
 

@@ -220,25 +220,31 @@ impl Session {
         Ok(RawReply(reply))
     }
 
-    /// [`request_raw`](Self::request_raw) as one try of a call that may try other instances
-    /// too: `call` (non-zero) is the same on every try, and the handler sees it
-    /// ([`Incoming::call_id`]).
-    pub(crate) async fn request_raw_in_call(
+    /// One try of a caller's call: `request` under `type_name`, answered undecoded; `call`
+    /// (non-zero when the call may try other instances too) is the same on every try, and
+    /// the handler sees it ([`Incoming::call_id`]). Queued with the other requests sent in
+    /// the same turn (see [`request_raw`](Self::request_raw)).
+    pub(crate) async fn request_in_call<Q: Serialize + ?Sized>(
         &self,
         type_name: &str,
-        body: &RawValue,
+        request: &Q,
         deadline: Duration,
         call: u64,
     ) -> Result<RawReply, RequestError> {
         let reply = self
-            .exchange(type_name, body, deadline, call, Flush::Soon)
+            .exchange(type_name, request, deadline, call, Flush::Soon)
             .await?;
         Ok(RawReply(reply))
     }
 
-    /// Sends a message already encoded (`body`, JSON) under `type_name`, with no reply.
-    pub async fn send_raw(&self, type_name: &str, body: &RawValue) -> Result<(), SendError> {
-        self.write(type_name, body, Numbers::default(), SEND_TIMEOUT, Flush::Now)
+    /// Sends `message` one way under `type_name`, queued to go out with the messages sent
+    /// right after it (a caller's cast).
+    pub(crate) async fn cast_as<T: Serialize + ?Sized>(
+        &self,
+        type_name: &str,
+        message: &T,
+    ) -> Result<(), SendError> {
+        self.write(type_name, message, Numbers::default(), SEND_TIMEOUT, Flush::Soon)
             .await
     }
 
