@@ -65,6 +65,12 @@ impl fmt::Debug for ShortId {
 #[serde(transparent)]
 pub struct SessionId(pub u64);
 
+impl SessionId {
+    /// Never a session: a `Data` frame on it is a probe, which the peer answers with `Failed`
+    /// (as for any session it does not know), proving that its process is running.
+    pub const PROBE: SessionId = SessionId(0);
+}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s{}", self.0)

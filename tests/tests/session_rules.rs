@@ -280,3 +280,24 @@ async fn a_panicking_serialize_harms_nothing_else() {
     let product: usize = session.request(&Xy { x: 6, y: 7 }, WAIT).await.unwrap();
     assert_eq!(product, 42);
 }
+
+/// Session 0 is never a session: an `Open` for it is refused, and `Data` on it (a probe) is
+/// answered with `Failed` at once, which tells the sender the process is running.
+#[tokio::test]
+async fn session_zero_is_a_probe_not_a_session() {
+    let n = node().await;
+    let publication = n.publish("rules:probe", Scope::Process).await.unwrap();
+    let mut raw = Raw::connect(&n).await;
+    raw.stream
+        .write_all(&frame(&Raw::open(0, &publication)))
+        .await
+        .unwrap();
+    let refused = raw.next().await;
+    assert_eq!(refused["Refused"]["session"], 0, "{refused}");
+    let probe = r#"{"Data":{"session":0,"corr":9,"type":"probe","body":null}}"#;
+    raw.stream.write_all(&frame(probe)).await.unwrap();
+    let answer = raw.next().await;
+    assert_eq!(answer["Failed"]["session"], 0, "{answer}");
+    assert_eq!(answer["Failed"]["reply"], 9, "{answer}");
+    assert_eq!(answer["Failed"]["kind"], "undeliverable", "{answer}");
+}

@@ -7,7 +7,7 @@ use crate::node::Session;
 use crate::scope::Scope;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -38,7 +38,51 @@ struct Entry {
     identity: u64,
     /// Cancelled when it leaves: its calls in flight end at once.
     gone: CancellationToken,
+    /// Out of rotation: it missed a deadline and has not answered a probe since.
+    ejected: bool,
+    /// How long its recent answers took.
+    recent: Recent,
 }
+
+/// The answer times of an instance's last few calls.
+#[derive(Default)]
+struct Recent {
+    times: [Duration; RECENT],
+    next: usize,
+    count: usize,
+}
+
+/// How many answer times are kept per instance.
+const RECENT: usize = 16;
+
+impl Recent {
+    fn record(&mut self, took: Duration) {
+        self.times[self.next] = took;
+        self.next = (self.next + 1) % RECENT;
+        self.count = (self.count + 1).min(RECENT);
+    }
+
+    /// The slowest of the last few (a p94 of 16, near enough a p99 for choosing when to
+    /// send a call elsewhere too).
+    fn slowest(&self) -> Option<Duration> {
+        self.times[..self.count].iter().max().copied()
+    }
+}
+
+/// A hedged call is also sent elsewhere after this multiple of its instance's recent slowest
+/// answer...
+const HEDGE_FACTOR: u32 = 3;
+/// ...but never sooner than this...
+const HEDGE_MIN: Duration = Duration::from_millis(2);
+/// ...and, before the instance has answered anything, after this (or a quarter of the
+/// call's deadline, if that is sooner).
+const HEDGE_UNKNOWN: Duration = Duration::from_millis(50);
+/// An ejected instance is first probed after this, then after twice as long each time...
+const PROBE_FIRST: Duration = Duration::from_millis(100);
+/// ...up to this.
+const PROBE_MOST: Duration = Duration::from_secs(2);
+/// How long a probe waits for its answer.
+const PROBE_DEADLINE: Duration = Duration::from_secs(1);
 
 struct State {
     entries: Vec<Entry>,
@@ -132,6 +176,8 @@ impl Instances {
             outstanding: 0,
             identity,
             gone: CancellationToken::new(),
+            ejected: false,
+            recent: Recent::default(),
         });
         drop(state);
         self.changed.notify_waiters();
@@ -184,8 +230,53 @@ impl Instances {
         }
     }
 
+    /// A slot on the instance `policy` picks now, passing over the sessions in `exclude`;
+    /// `Ok(None)` when the call must wait for room (or for an ejected instance's return).
+    pub(super) fn try_lease(
+        &self,
+        policy: Policy,
+        key: Option<&str>,
+        exclude: &[SessionId],
+    ) -> Result<Option<Lease<'_>>, CallError> {
+        let mut state = self.lock();
+        self.pick_in(&mut state, policy, key, exclude)
+    }
+
+    fn pick_in(
+        &self,
+        state: &mut State,
+        policy: Policy,
+        key: Option<&str>,
+        exclude: &[SessionId],
+    ) -> Result<Option<Lease<'_>>, CallError> {
+        if state.entries.is_empty() {
+            return Err(CallError::NoInstances);
+        }
+        self.fill_candidates(state, exclude);
+        let ejected_waitable = state
+            .entries
+            .iter()
+            .any(|e| e.ejected && !e.session.is_closed() && !exclude.contains(&e.session.id()));
+        match pick(&state.candidates, policy, key, &mut state.cursor) {
+            Pick::Instance(i) => {
+                let e = &mut state.entries[i];
+                e.outstanding += 1;
+                Ok(Some(Lease {
+                    instances: self,
+                    session: e.session.clone(),
+                    instance: e.instance.clone(),
+                    gone: e.gone.clone(),
+                }))
+            }
+            // Every instance it may go to is out of rotation: wait for one to come back.
+            Pick::None if ejected_waitable => Ok(None),
+            Pick::None => Err(CallError::NoInstances),
+            Pick::Wait => Ok(None),
+        }
+    }
+
     /// Waits (until `until`) for a slot on the instance `policy` picks, passing over the
-    /// sessions in `exclude` while any other can take the call.
+    /// sessions in `exclude`.
     pub(super) async fn lease(
         &self,
         policy: Policy,
@@ -201,28 +292,8 @@ impl Instances {
             changed.as_mut().enable();
             {
                 let mut state = self.lock();
-                let state = &mut *state;
-                if state.entries.is_empty() {
-                    return Err(CallError::NoInstances);
-                }
-                self.fill_candidates(state, exclude);
-                if !state.candidates.iter().any(|c| c.live) && !exclude.is_empty() {
-                    // Every instance was tried: a call that must go elsewhere has nowhere to go.
-                    return Err(CallError::NoInstances);
-                }
-                match pick(&state.candidates, policy, key, &mut state.cursor) {
-                    Pick::Instance(i) => {
-                        let e = &mut state.entries[i];
-                        e.outstanding += 1;
-                        return Ok(Lease {
-                            instances: self,
-                            session: e.session.clone(),
-                            instance: e.instance.clone(),
-                            gone: e.gone.clone(),
-                        });
-                    }
-                    Pick::None => return Err(CallError::NoInstances),
-                    Pick::Wait => {}
+                if let Some(lease) = self.pick_in(&mut state, policy, key, exclude)? {
+                    return Ok(lease);
                 }
                 if place.is_none() {
                     if state.waiting >= self.waiting_limit {
@@ -236,6 +307,56 @@ impl Instances {
                 return Err(CallError::Timeout(deadline));
             }
         }
+    }
+
+    /// `session` answered a call in `took`.
+    pub(super) fn answered(&self, session: SessionId, took: Duration) {
+        let mut state = self.lock();
+        if let Some(e) = state.entries.iter_mut().find(|e| e.session.id() == session) {
+            e.recent.record(took);
+        }
+    }
+
+    /// How long a hedged call waits for `session` before sending the call elsewhere too.
+    pub(super) fn hedge_after(&self, session: SessionId, deadline: Duration) -> Duration {
+        let state = self.lock();
+        let slowest = state
+            .entries
+            .iter()
+            .find(|e| e.session.id() == session)
+            .and_then(|e| e.recent.slowest());
+        let after = match slowest {
+            Some(slowest) => (slowest * HEDGE_FACTOR).max(HEDGE_MIN),
+            None => HEDGE_UNKNOWN,
+        };
+        after.min(deadline / 4)
+    }
+
+    /// `session` missed a deadline: out of rotation until it answers a probe.
+    pub(super) fn missed(self: &Arc<Self>, session: SessionId) {
+        let mut state = self.lock();
+        let Some(e) = state.entries.iter_mut().find(|e| e.session.id() == session) else {
+            return;
+        };
+        if e.ejected {
+            return;
+        }
+        e.ejected = true;
+        tracing::warn!(instance = %e.instance, "instance out of rotation: it missed a deadline");
+        let (probed, gone) = (e.session.clone(), e.gone.clone());
+        drop(state);
+        tokio::spawn(probe(Arc::downgrade(self), probed, gone));
+    }
+
+    /// `session` answered a probe: back in rotation.
+    fn readmit(&self, session: SessionId) {
+        let mut state = self.lock();
+        if let Some(e) = state.entries.iter_mut().find(|e| e.session.id() == session) {
+            e.ejected = false;
+            tracing::info!(instance = %e.instance, "instance back in rotation: it answered a probe");
+        }
+        drop(state);
+        self.changed.notify_waiters();
     }
 
     /// A slot on every open instance at once (for a call to all): an instance at its bound
@@ -266,7 +387,7 @@ impl Instances {
     fn fill_candidates(&self, state: &mut State, exclude: &[SessionId]) {
         state.candidates.clear();
         state.candidates.extend(state.entries.iter().map(|e| {
-            let live = !e.session.is_closed() && !exclude.contains(&e.session.id());
+            let live = !e.session.is_closed() && !e.ejected && !exclude.contains(&e.session.id());
             Candidate {
                 at: e.instance.at,
                 outstanding: e.outstanding,
@@ -275,5 +396,29 @@ impl Instances {
                 identity: e.identity,
             }
         }));
+    }
+}
+
+/// Probes an ejected instance, less and less often, until it answers (and is let back in) or
+/// leaves.
+async fn probe(instances: Weak<Instances>, session: Session, gone: CancellationToken) {
+    let mut delay = PROBE_FIRST;
+    loop {
+        tokio::select! {
+            _ = gone.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let answered = tokio::select! {
+            _ = gone.cancelled() => return,
+            answered = session.probe(PROBE_DEADLINE) => answered,
+        };
+        let Some(instances) = instances.upgrade() else {
+            return;
+        };
+        if answered {
+            instances.readmit(session.id());
+            return;
+        }
+        delay = (delay * 2).min(PROBE_MOST);
     }
 }

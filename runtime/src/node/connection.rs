@@ -495,8 +495,13 @@ impl Task {
             }
             PeerMsg::Open(open) => {
                 let session = open.session;
-                if self.sessions.contains_key(&session) || self.sessions.len() >= SESSIONS_PER_CONNECTION {
-                    let reason = if self.sessions.contains_key(&session) {
+                if session == SessionId::PROBE
+                    || self.sessions.contains_key(&session)
+                    || self.sessions.len() >= SESSIONS_PER_CONNECTION
+                {
+                    let reason = if session == SessionId::PROBE {
+                        "session 0 is reserved (for probes)".to_string()
+                    } else if self.sessions.contains_key(&session) {
                         format!("session {session} is already in use on this connection")
                     } else {
                         format!("too many sessions on one connection (at most {SESSIONS_PER_CONNECTION})")

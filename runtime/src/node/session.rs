@@ -237,6 +237,30 @@ impl Session {
         Ok(RawReply(reply))
     }
 
+    /// Asks the other end's process whether it is running: a `Data` frame on session 0,
+    /// which every peer answers with `Failed` at once (it names no session). True when an
+    /// answer came within `deadline`.
+    pub(crate) async fn probe(&self, deadline: Duration) -> bool {
+        let conn = &self.0.conn;
+        let (corr, answer) = conn.expect_reply(SessionId::PROBE);
+        let _forget = Forget { conn, corr };
+        let header = DataHeader {
+            session: SessionId::PROBE,
+            corr,
+            reply: 0,
+            call: 0,
+            type_name: "probe",
+        };
+        let pushed = encode(
+            |buf| encode_data(&JsonCodec, buf, MAX_SESSION_FRAME, header, &()),
+            |bytes| conn.outbox.try_push(bytes, Flush::Now),
+        );
+        if !matches!(pushed, Ok(Ok(Ok(())))) {
+            return false;
+        }
+        matches!(tokio::time::timeout(deadline, answer).await, Ok(Ok(_)))
+    }
+
     /// Sends `message` one way under `type_name`, queued to go out with the messages sent
     /// right after it (a caller's cast).
     pub(crate) async fn cast_as<T: Serialize + ?Sized>(

@@ -1,0 +1,107 @@
+//! The caller against instances in other processes that freeze (SIGSTOP) and come back
+//! (SIGCONT): hedging, ejection and probes.
+
+use layer_cake::caller::{Call, Caller, CallerConfig, Policy};
+use layer_cake::{Node, NodeConfig, Scope};
+use layer_cake_tests::{Daemon, Proc, WAIT};
+use nix::sys::signal::Signal;
+use std::collections::HashMap;
+use std::time::Duration;
+
+async fn echoes(host: &Daemon, n: usize) -> Vec<Proc> {
+    let mut procs = Vec::new();
+    for i in 0..n {
+        let name = format!("frozen-{i}");
+        let mut p = Proc::spawn(
+            &name,
+            "bench-echo",
+            &["--name", &name, "--scope", "HOST"],
+            &[("LC_DIRECTORY", &host.env())],
+        );
+        p.expect(&["published"]).await;
+        procs.push(p);
+    }
+    procs
+}
+
+async fn caller(host: &Daemon, n: usize) -> (Node, Caller) {
+    let node = Node::with_config(NodeConfig::new(Some(host.addr), "faults"))
+        .await
+        .unwrap();
+    let caller = node
+        .caller("frozen-[0-9]+", Scope::Host, CallerConfig::default())
+        .await
+        .unwrap();
+    caller.wait_for(n, WAIT).await.unwrap();
+    (node, caller)
+}
+
+/// Who answered each of `n` calls made with `call` (errors counted as "error").
+async fn answered_by(caller: &Caller, call: &Call, n: usize) -> HashMap<String, usize> {
+    let mut by = HashMap::new();
+    for _ in 0..n {
+        let who = match caller
+            .one_raw("string", &serde_json::value::to_raw_value("x").unwrap(), call)
+            .await
+        {
+            Ok((instance, _)) => instance.name,
+            Err(_) => "error".to_string(),
+        };
+        *by.entry(who).or_insert(0) += 1;
+    }
+    by
+}
+
+#[tokio::test]
+async fn a_frozen_instance_costs_hedged_calls_nothing_and_comes_back_after_it_thaws() {
+    let host = Daemon::host_cake().await;
+    let procs = echoes(&host, 3).await;
+    let (_node, caller) = caller(&host, 3).await;
+    // A 2 s deadline: a call that waited for the frozen instance would fail with a timeout
+    // (a timeout is not retried), so every call answering shows none waited for it.
+    let call = Call::new()
+        .policy(Policy::RoundRobin)
+        .idempotent()
+        .deadline(Duration::from_secs(2));
+    let warm = answered_by(&caller, &call, 30).await;
+    assert_eq!(warm.len(), 3, "{warm:?}");
+
+    procs[0].signal(Signal::SIGSTOP);
+    let frozen = answered_by(&caller, &call, 60).await;
+    assert_eq!(frozen.get("error"), None, "a call failed: {frozen:?}");
+    assert_eq!(frozen.get("frozen-0"), None, "{frozen:?}");
+    assert_eq!(frozen.values().sum::<usize>(), 60);
+
+    // Thawed, it answers the next probe and is back in rotation.
+    procs[0].signal(Signal::SIGCONT);
+    let back = tokio::time::timeout(WAIT, async {
+        loop {
+            let by = answered_by(&caller, &call, 3).await;
+            if by.contains_key("frozen-0") {
+                return by;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "the thawed instance never came back");
+}
+
+#[tokio::test]
+async fn a_frozen_instance_misses_one_plain_call_and_is_then_left_out() {
+    let host = Daemon::host_cake().await;
+    let procs = echoes(&host, 3).await;
+    let (_node, caller) = caller(&host, 3).await;
+    let call = Call::new()
+        .policy(Policy::RoundRobin)
+        .deadline(Duration::from_millis(300));
+    assert_eq!(answered_by(&caller, &call, 9).await.len(), 3);
+    procs[2].signal(Signal::SIGSTOP);
+    // Not idempotent: the call that reaches the frozen instance fails at its deadline, and
+    // takes it out of rotation; no later call goes to it (round-robin alone would lose one in
+    // three).
+    let by = answered_by(&caller, &call, 30).await;
+    assert!(by.get("error").copied().unwrap_or(0) <= 1, "{by:?}");
+    assert_eq!(by.get("frozen-2"), None, "{by:?}");
+    procs[2].signal(Signal::SIGCONT);
+}
