@@ -142,6 +142,24 @@ impl Proc {
         kill(Pid::from_raw(self.pid() as i32), signal).expect("signal delivered");
     }
 
+    /// SIGSTOPs the process and waits until the kernel has stopped it (a signal takes effect
+    /// when the process next runs, which may be after a request already reached it).
+    pub async fn freeze(&self) {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        self.signal(Signal::SIGSTOP);
+        let pid = Pid::from_raw(self.pid() as i32);
+        // Told by the kernel (WNOWAIT leaves the child's state for its own reaper).
+        let stopped = tokio::task::spawn_blocking(move || {
+            waitid(Id::Pid(pid), WaitPidFlag::WSTOPPED | WaitPidFlag::WNOWAIT)
+        });
+        let stopped = tokio::time::timeout(WAIT, stopped).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(nix::sys::wait::WaitStatus::Stopped(..))))),
+            "{} did not stop: {stopped:?}",
+            self.label
+        );
+    }
+
     /// SIGKILLs the process and reaps it.
     pub async fn kill9(mut self) {
         self.signal(Signal::SIGKILL);
