@@ -311,3 +311,49 @@ async fn a_call_nobody_answers_ends_at_its_deadline() {
     let err = asking.await.unwrap().unwrap_err();
     assert!(matches!(err, CallError::Timeout(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_later_call_is_made_at_its_time_and_a_dropped_one_never() {
+    let n = node().await;
+    let (mut publications, caller) = pool(&n, &["w:a"], CallerConfig::default()).await;
+    let at = tokio::time::Instant::now() + Duration::from_millis(50);
+    let later = caller.later::<_, String>(at, "later".to_string(), Call::new());
+    let m = request(&mut publications[0]).await;
+    assert!(tokio::time::Instant::now() >= at, "made before its time");
+    assert_eq!(m.decode::<String>().unwrap(), "later");
+    m.reply(&"done".to_string()).await.unwrap();
+    assert_eq!(later.await.unwrap(), "done");
+
+    // Dropped before its time: never made (the marker, sent after its time, comes first).
+    let at = tokio::time::Instant::now() + Duration::from_millis(20);
+    drop(caller.later::<_, String>(at, "dropped".to_string(), Call::new()));
+    tokio::time::sleep_until(at + Duration::from_millis(20)).await;
+    caller.cast(&"marker".to_string(), &Call::new()).await.unwrap();
+    assert_eq!(
+        request(&mut publications[0]).await.decode::<String>().unwrap(),
+        "marker"
+    );
+}
+
+#[tokio::test]
+async fn a_periodic_call_repeats_until_its_handle_is_dropped() {
+    let n = node().await;
+    let (mut publications, caller) = pool(&n, &["w:a"], CallerConfig::default()).await;
+    let period = Duration::from_millis(50);
+    let mut every = caller.every::<_, String>(period, "tick".to_string(), Call::new());
+    for k in 0..3 {
+        let m = request(&mut publications[0]).await;
+        assert_eq!(m.decode::<String>().unwrap(), "tick");
+        m.reply(&format!("answer {k}")).await.unwrap();
+        assert_eq!(every.next().await.unwrap().unwrap(), format!("answer {k}"));
+    }
+    // Dropped well within a period of its last call: no call after it (the marker, sent two
+    // periods later, is the next thing the instance hears).
+    drop(every);
+    tokio::time::sleep(period * 2).await;
+    caller.cast(&"marker".to_string(), &Call::new()).await.unwrap();
+    assert_eq!(
+        request(&mut publications[0]).await.decode::<String>().unwrap(),
+        "marker"
+    );
+}

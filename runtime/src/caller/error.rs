@@ -41,6 +41,9 @@ pub enum CallError {
     /// The answer was not of the type expected.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The call was cancelled before it ended (its runtime is shutting down).
+    #[error("the call was cancelled")]
+    Cancelled,
     /// Fewer instances than asked for came within the deadline ([`Caller::wait_for`]).
     #[error("{found} of {wanted} instances within {deadline:?}")]
     TooFew {

@@ -41,6 +41,9 @@
 //! carries the same call id, which the handler sees ([`Incoming::call_id`]); a call not
 //! marked idempotent is never tried twice.
 //!
+//! **Later and periodic.** [`Caller::later`] makes a call at a given time and
+//! [`Caller::every`] every period, until their handles are dropped.
+//!
 //! **Hedging and ejection.** An idempotent call whose instance has not answered within a few
 //! times its recent slowest answer (2 ms at least, 50 ms before it has answered anything,
 //! never more than a quarter of the deadline) is sent to another instance too; the first
@@ -55,11 +58,13 @@ mod error;
 mod instances;
 mod options;
 mod policy;
+mod scheduled;
 
 pub use error::CallError;
 pub use instances::Instance;
 pub use options::{Call, CallerConfig, Idempotence};
 pub use policy::Policy;
+pub use scheduled::{Every, Later};
 
 use crate::message::{Message, Received};
 use crate::node::{RawReply, RequestError, SendError, Session, Subscription, SubscriptionEvent};
