@@ -11,7 +11,7 @@
 
 use layer_cake::caller::{Call, Caller, CallerConfig};
 use layer_cake::{Node, NodeConfig, Scope};
-use layer_cake_tests::{Daemon, Proc, WAIT};
+use layer_cake_tests::{echoes, Daemon, Proc, WAIT};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -27,22 +27,6 @@ fn quantiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort_unstable();
     let q = |f: f64| samples[((samples.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e6;
     (q(0.5), q(0.99))
-}
-
-async fn echoes(host: &Daemon, prefix: &str, n: usize) -> Vec<Proc> {
-    let mut procs = Vec::new();
-    for i in 0..n {
-        let name = format!("{prefix}-{i}");
-        let mut p = Proc::spawn(
-            &name,
-            "bench-echo",
-            &["--name", &name, "--scope", "HOST"],
-            &[("LC_DIRECTORY", &host.env())],
-        );
-        p.expect(&["published"]).await;
-        procs.push(p);
-    }
-    procs
 }
 
 async fn caller(node: &Node, search: &str, n: usize) -> Caller {
@@ -172,8 +156,7 @@ async fn bench_raw_writer(buffered: bool) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--test" || a == "--list") || !std::env::args().any(|a| a == "--bench") {
-        println!("benchmark skipped (run with cargo bench)");
+    if !layer_cake_tests::bench_requested() {
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

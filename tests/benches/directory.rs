@@ -230,8 +230,7 @@ async fn bench_raw_rtt() -> Stats {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs us too: keep that quick.
-    if std::env::args().any(|a| a == "--test" || a == "--list") || !std::env::args().any(|a| a == "--bench") {
-        println!("benchmark skipped (run with cargo bench)");
+    if !layer_cake_tests::bench_requested() {
         return;
     }
     // The whole suite runs once per tokio runtime flavour; bench-echo, spawned by it, reads

@@ -78,8 +78,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--test" || a == "--list") || !std::env::args().any(|a| a == "--bench") {
-        println!("benchmark skipped (run with cargo bench)");
+    if !layer_cake_tests::bench_requested() {
         return;
     }
     let seconds: u64 = std::env::var("LC_BENCH_SECONDS")
@@ -92,13 +91,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let host = Daemon::host_cake().await;
-        let mut procs = Vec::new();
-        for i in 0..INSTANCES {
-            let name = format!("freeze-{i}");
-            let mut p = Proc::spawn(&name, "bench-echo", &["--name", &name, "--scope", "HOST"], &[("LC_DIRECTORY", &host.env())]);
-            p.expect(&["published"]).await;
-            procs.push(p);
-        }
+        let procs = layer_cake_tests::echoes(&host, "freeze", INSTANCES).await;
         let procs = Arc::new(procs);
         let node = Node::with_config(NodeConfig::new(Some(host.addr), "bench-freeze")).await.unwrap();
         let config = CallerConfig {

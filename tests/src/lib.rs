@@ -240,6 +240,36 @@ impl Daemon {
     }
 }
 
+/// Starts `n` bench-echo processes publishing `{prefix}-{i}` at HOST scope, joined to `host`,
+/// each once it has published.
+pub async fn echoes(host: &Daemon, prefix: &str, n: usize) -> Vec<Proc> {
+    let mut procs = Vec::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let mut p = Proc::spawn(
+            &name,
+            "bench-echo",
+            &["--name", &name, "--scope", "HOST"],
+            &[("LC_DIRECTORY", &host.env())],
+        );
+        p.expect(&["published"]).await;
+        procs.push(p);
+    }
+    procs
+}
+
+/// Whether a benchmark's `main` should run: under `cargo bench`, not when `cargo test
+/// --benches` merely runs it to see that it starts (that prints a line saying so).
+pub fn bench_requested() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let requested =
+        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list");
+    if !requested {
+        println!("benchmark skipped (run with cargo bench)");
+    }
+    requested
+}
+
 /// Starts the publisher demo publishing `name` at `scope`, joined to `directory`.
 pub fn publisher(label: &str, directory: &str, name: &str, scope: &str) -> Proc {
     Proc::spawn(

@@ -3,25 +3,13 @@
 
 use layer_cake::caller::{Call, Caller, CallerConfig, Policy};
 use layer_cake::{Node, NodeConfig, Scope};
-use layer_cake_tests::{Daemon, Proc, WAIT};
+use layer_cake_tests::{echoes, Daemon, Proc, WAIT};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::time::Duration;
 
-async fn echoes(host: &Daemon, n: usize) -> Vec<Proc> {
-    let mut procs = Vec::new();
-    for i in 0..n {
-        let name = format!("frozen-{i}");
-        let mut p = Proc::spawn(
-            &name,
-            "bench-echo",
-            &["--name", &name, "--scope", "HOST"],
-            &[("LC_DIRECTORY", &host.env())],
-        );
-        p.expect(&["published"]).await;
-        procs.push(p);
-    }
-    procs
+async fn frozen(host: &Daemon, n: usize) -> Vec<Proc> {
+    echoes(host, "frozen", n).await
 }
 
 async fn caller(host: &Daemon, n: usize) -> (Node, Caller) {
@@ -55,7 +43,7 @@ async fn answered_by(caller: &Caller, call: &Call, n: usize) -> HashMap<String, 
 #[tokio::test]
 async fn a_frozen_instance_costs_hedged_calls_nothing_and_comes_back_after_it_thaws() {
     let host = Daemon::host_cake().await;
-    let procs = echoes(&host, 3).await;
+    let procs = frozen(&host, 3).await;
     let (_node, caller) = caller(&host, 3).await;
     // A 2 s deadline: a call that waited for the frozen instance would fail with a timeout
     // (a timeout is not retried), so every call answering shows none waited for it.
@@ -90,7 +78,7 @@ async fn a_frozen_instance_costs_hedged_calls_nothing_and_comes_back_after_it_th
 #[tokio::test]
 async fn a_frozen_instance_misses_one_plain_call_and_is_then_left_out() {
     let host = Daemon::host_cake().await;
-    let procs = echoes(&host, 3).await;
+    let procs = frozen(&host, 3).await;
     let (_node, caller) = caller(&host, 3).await;
     let call = Call::new()
         .policy(Policy::RoundRobin)
@@ -109,7 +97,7 @@ async fn a_frozen_instance_misses_one_plain_call_and_is_then_left_out() {
 #[tokio::test]
 async fn a_call_to_all_with_a_frozen_instance_gets_the_others_and_a_timeout_for_it() {
     let host = Daemon::host_cake().await;
-    let procs = echoes(&host, 4).await;
+    let procs = frozen(&host, 4).await;
     let (_node, caller) = caller(&host, 4).await;
     procs[1].freeze().await;
     let call = Call::new().deadline(Duration::from_millis(500));
@@ -132,7 +120,7 @@ async fn a_call_to_all_with_a_frozen_instance_gets_the_others_and_a_timeout_for_
 #[tokio::test]
 async fn an_instance_killed_mid_call_fails_a_plain_call_and_an_idempotent_one_moves_on() {
     let host = Daemon::host_cake().await;
-    let mut procs = echoes(&host, 2).await;
+    let mut procs = frozen(&host, 2).await;
     let (_node, caller) = caller(&host, 2).await;
     let body = serde_json::value::to_raw_value("x").unwrap();
     // A key that frozen-0 owns.
