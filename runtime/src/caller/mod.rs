@@ -47,8 +47,8 @@
 //! **Hedging and ejection.** An idempotent call whose instance has not answered within a few
 //! times its recent slowest answer (2 ms at least, 50 ms before it has answered anything,
 //! never more than a quarter of the deadline) is sent to another instance too; the first
-//! answer wins and the other try is dropped. An instance that misses that time, or a call's
-//! deadline, is taken out of rotation, and let back in once it answers a probe (after
+//! answer wins and the other try is dropped. An instance beaten that way (its try still
+//! unanswered), or that misses a call's deadline, is taken out of rotation, and let back in once it answers a probe (after
 //! 100 ms, then ever less often, up to every 2 s). A frozen instance so costs a hedged call a
 //! few milliseconds, and a plain call the first miss only.
 //!
@@ -66,6 +66,7 @@ pub use options::{Call, CallerConfig, Idempotence};
 pub use policy::Policy;
 pub use scheduled::{Every, Later};
 
+use crate::ids::SessionId;
 use crate::message::{Message, Received};
 use crate::node::{RawReply, RequestError, SendError, Session, Subscription, SubscriptionEvent};
 use crate::wire::peer::FailKind;
@@ -223,11 +224,12 @@ impl Caller {
         };
         let mut tried = Vec::new();
         let mut running = futures_util::stream::FuturesUnordered::new();
+        // The instances of the tries still running.
+        let mut outstanding: Vec<SessionId> = Vec::new();
         let mut last: Option<CallError> = None;
         // When the newest try has taken too long (a hedged call tries elsewhere too).
         let hedge = tokio::time::sleep_until(until);
         tokio::pin!(hedge);
-        let mut newest = None;
         loop {
             if running.is_empty() {
                 if tried.len() >= tries {
@@ -241,7 +243,7 @@ impl Caller {
                 };
                 let session = lease.session.id();
                 tried.push(session);
-                newest = Some(session);
+                outstanding.push(session);
                 if hedged {
                     hedge
                         .as_mut()
@@ -251,36 +253,42 @@ impl Caller {
             }
             tokio::select! {
                 biased;
-                Some((lease, started, outcome)) = running.next() => match outcome {
-                    Ok(reply) => {
-                        instances.answered(lease.session.id(), started.elapsed());
-                        return Ok((lease.instance.clone(), reply));
-                    }
-                    Err(e) => {
-                        if matches!(e, CallError::Timeout(_)) {
-                            instances.missed(lease.session.id());
+                Some((lease, started, outcome)) = running.next() => {
+                    let session = lease.session.id();
+                    outstanding.retain(|s| *s != session);
+                    match outcome {
+                        Ok(reply) => {
+                            instances.answered(session, started.elapsed());
+                            // A try that another instance beat, still unanswered, missed its
+                            // time: that instance goes out of rotation until it answers a probe.
+                            for slow in &outstanding {
+                                instances.missed(*slow);
+                            }
+                            return Ok((lease.instance.clone(), reply));
                         }
-                        let retry = matches!(e, CallError::InstanceLost { .. });
-                        tracing::debug!(error = %e, retry, "a try of a call failed");
-                        if !retry && running.is_empty() {
-                            return Err(e);
+                        Err(e) => {
+                            if matches!(e, CallError::Timeout(_)) {
+                                instances.missed(session);
+                            }
+                            let retry = matches!(e, CallError::InstanceLost { .. });
+                            tracing::debug!(error = %e, retry, "a try of a call failed");
+                            if !retry && running.is_empty() {
+                                return Err(e);
+                            }
+                            last = Some(e);
                         }
-                        last = Some(e);
                     }
                 },
                 () = &mut hedge, if hedged && !running.is_empty() => {
-                    // The newest try is slow: its instance goes out of rotation, and the call
-                    // goes to another one too (if there is one free now, and tries are left).
-                    if let Some(slow) = newest.take() {
-                        instances.missed(slow);
-                    }
+                    // The newest try is slow: the call goes to another instance too, if one is
+                    // free now and tries are left.
                     hedge.as_mut().reset(until);
                     if tried.len() < tries {
                         if let Ok(Some(lease)) = instances.try_lease(policy, key, &tried) {
                             let session = lease.session.id();
                             tracing::debug!(instance = %lease.instance, "hedging a slow call");
                             tried.push(session);
-                            newest = Some(session);
+                            outstanding.push(session);
                             hedge.as_mut().reset(Instant::now() + instances.hedge_after(session, deadline));
                             running.push(attempt(lease));
                         }
