@@ -12,8 +12,9 @@
 //! anything else on the session, and answers every request it cannot deliver with `Failed`.
 //! A frame that does not decode fails that message (or that session), never its neighbours.
 
+use super::incoming::Incoming;
 use super::outbox::{encode, Outbox};
-use super::session::{Incoming, Reply, Session, SEND_TIMEOUT};
+use super::session::{Reply, Session, SEND_TIMEOUT};
 use super::transport::Writer;
 use super::{DropReason, Dropped, Event, ToNode};
 use crate::ids::{ProcessId, SessionId};

@@ -27,6 +27,7 @@ mod config;
 mod connection;
 mod decisions;
 mod events;
+mod incoming;
 mod opening;
 mod outbox;
 mod session;
@@ -39,10 +40,9 @@ pub use crate::wire::peer::FailKind;
 pub use config::{executable_name, BadDirectoryEnv, NodeBuilder, NodeConfig, SECRET_ENV};
 pub(crate) use events::Event;
 pub use events::{DropReason, Dropped, PublicationEvent, SubscriptionEvent};
+pub use incoming::Incoming;
 pub use outbox::OUTBOX_LIMIT;
-pub use session::{
-    DecodeError, Incoming, RawReply, RequestError, SendError, Session, SessionEnd, SEND_TIMEOUT,
-};
+pub use session::{DecodeError, RawReply, RequestError, SendError, Session, SessionEnd, SEND_TIMEOUT};
 pub(crate) use task::{Note, ToNode};
 
 use crate::ids::{ProcessId, PubId, SubId};
