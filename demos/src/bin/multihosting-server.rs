@@ -66,6 +66,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         waiting: cli.waiting,
         deadline: Duration::from_millis(cli.deadline_ms),
         policy: Policy::LeastOutstanding,
+        ..CallerConfig::default()
     };
     let workers = node.caller(search, cli.scope, config).await?;
     let front = HttpFront::new().accept::<Xy>().bind(cli.listen).await?;

@@ -30,6 +30,20 @@ impl std::fmt::Display for Instance {
     }
 }
 
+/// An instance as its caller sees it now ([`Caller::status`](super::Caller::status)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceStatus {
+    /// Which instance.
+    pub instance: Instance,
+    /// Calls in flight on it.
+    pub in_flight: usize,
+    /// Taken out of rotation (it missed a deadline, or another instance answered first while
+    /// it was silent), until it answers a probe.
+    pub out_of_rotation: bool,
+    /// The slowest of its recent answers.
+    pub recent_slowest: Option<Duration>,
+}
+
 struct Entry {
     session: Session,
     instance: Instance,
@@ -203,6 +217,21 @@ impl Instances {
             .iter()
             .filter(|e| !e.session.is_closed())
             .map(|e| e.instance.clone())
+            .collect()
+    }
+
+    pub(super) fn status(&self) -> Vec<InstanceStatus> {
+        let state = self.lock();
+        state
+            .entries
+            .iter()
+            .filter(|e| !e.session.is_closed())
+            .map(|e| InstanceStatus {
+                instance: e.instance.clone(),
+                in_flight: e.outstanding,
+                out_of_rotation: e.ejected,
+                recent_slowest: e.recent.slowest(),
+            })
             .collect()
     }
 

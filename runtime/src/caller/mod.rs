@@ -61,7 +61,7 @@ mod policy;
 mod scheduled;
 
 pub use error::CallError;
-pub use instances::Instance;
+pub use instances::{Instance, InstanceStatus};
 pub use options::{Call, CallerConfig, Idempotence};
 pub use policy::Policy;
 pub use scheduled::{Every, Later};
@@ -142,6 +142,11 @@ impl Caller {
         self.0.instances.list()
     }
 
+    /// Each instance now, with its calls in flight and whether it is out of rotation.
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.0.instances.status()
+    }
+
     /// How many calls are waiting for room now.
     pub fn waiting(&self) -> usize {
         self.0.instances.waiting()
@@ -210,7 +215,7 @@ impl Caller {
         let policy = call.policy_or(self.0.config.policy);
         let key = call.key.as_deref();
         let tries = call.tries();
-        let hedged = call.idempotence == Idempotence::Idempotent;
+        let hedged = self.0.config.hedging && call.idempotence == Idempotence::Idempotent;
         let id = if tries > 1 {
             self.0.instances.next_call_id()
         } else {

@@ -25,6 +25,9 @@ pub struct CallerConfig {
     pub deadline: Duration,
     /// The policy of calls that name none.
     pub policy: Policy,
+    /// Whether an idempotent call whose instance is slow is sent to another one too (see the
+    /// [module's notes on hedging](super)); on by default.
+    pub hedging: bool,
 }
 
 impl Default for CallerConfig {
@@ -34,6 +37,7 @@ impl Default for CallerConfig {
             waiting: 1024,
             deadline: Duration::from_secs(5),
             policy: Policy::NearestFirst,
+            hedging: true,
         }
     }
 }
