@@ -83,7 +83,7 @@ async fn bench_keys_moved(node: &Node, procs: &mut Vec<Proc>) {
                 .one_raw("string", &serde_json::value::to_raw_value("k").unwrap(), &call)
                 .await
                 .unwrap();
-            owners.insert(key, instance.name);
+            owners.insert(key, instance.name.clone());
         }
         owners
     };

@@ -32,7 +32,7 @@ async fn answered_by(caller: &Caller, call: &Call, n: usize) -> HashMap<String, 
             .one_raw("string", &serde_json::value::to_raw_value("x").unwrap(), call)
             .await
         {
-            Ok((instance, _)) => instance.name,
+            Ok((instance, _)) => instance.name.clone(),
             Err(_) => "error".to_string(),
         };
         *by.entry(who).or_insert(0) += 1;

@@ -46,7 +46,8 @@ pub struct InstanceStatus {
 
 struct Entry {
     session: Session,
-    instance: Instance,
+    /// Shared with its leases (a call clones the pointer, not the name).
+    instance: Arc<Instance>,
     outstanding: usize,
     /// Its identity hashed, for key affinity.
     identity: u64,
@@ -122,7 +123,7 @@ pub(super) struct Instances {
 pub(super) struct Lease<'a> {
     instances: &'a Instances,
     pub(super) session: Session,
-    pub(super) instance: Instance,
+    pub(super) instance: Arc<Instance>,
     pub(super) gone: CancellationToken,
 }
 
@@ -177,11 +178,11 @@ impl Instances {
         if state.entries.iter().any(|e| e.session.id() == session.id()) {
             return;
         }
-        let instance = Instance {
+        let instance = Arc::new(Instance {
             name: session.name().to_string(),
             process: session.peer(),
             at: session.matched_at(),
-        };
+        });
         let identity = hash_bytes(format!("{}\u{0}{}", instance.name, instance.process).as_bytes());
         tracing::info!(%instance, instances = state.entries.len() + 1, "instance joined");
         state.entries.push(Entry {
@@ -216,7 +217,7 @@ impl Instances {
             .entries
             .iter()
             .filter(|e| !e.session.is_closed())
-            .map(|e| e.instance.clone())
+            .map(|e| (*e.instance).clone())
             .collect()
     }
 
@@ -227,7 +228,7 @@ impl Instances {
             .iter()
             .filter(|e| !e.session.is_closed())
             .map(|e| InstanceStatus {
-                instance: e.instance.clone(),
+                instance: (*e.instance).clone(),
                 in_flight: e.outstanding,
                 out_of_rotation: e.ejected,
                 recent_slowest: e.recent.slowest(),
@@ -400,7 +401,7 @@ impl Instances {
             .filter(|e| !e.session.is_closed())
             .map(|e| {
                 if e.outstanding >= per_instance {
-                    return Err((e.instance.clone(), CallError::Busy(waiting)));
+                    return Err(((*e.instance).clone(), CallError::Busy(waiting)));
                 }
                 e.outstanding += 1;
                 Ok(Lease {

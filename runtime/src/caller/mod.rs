@@ -200,7 +200,7 @@ impl Caller {
         type_name: &str,
         body: &RawValue,
         call: &Call,
-    ) -> Result<(Instance, RawReply), CallError> {
+    ) -> Result<(Arc<Instance>, RawReply), CallError> {
         self.one_as(type_name, body, call).await
     }
 
@@ -209,7 +209,7 @@ impl Caller {
         type_name: &'a str,
         body: &'a T,
         call: &'a Call,
-    ) -> Result<(Instance, RawReply), CallError> {
+    ) -> Result<(Arc<Instance>, RawReply), CallError> {
         let deadline = call.deadline.unwrap_or(self.0.config.deadline);
         let until = Instant::now() + deadline;
         let policy = call.policy_or(self.0.config.policy);
@@ -334,24 +334,46 @@ impl Caller {
     ) -> Vec<Answer<RawReply>> {
         let deadline = call.deadline.unwrap_or(self.0.config.deadline);
         let until = Instant::now() + deadline;
-        let asks = self.0.instances.lease_each().into_iter().map(|lease| async move {
-            match lease {
-                Err((instance, e)) => Answer {
-                    instance,
-                    result: Err(e),
-                },
-                Ok(lease) => Answer {
-                    result: ask(&lease, type_name, body, until, deadline, 0).await,
-                    instance: lease.instance.clone(),
-                },
-            }
-        });
-        futures_util::future::join_all(asks).await
+        self.each(|lease| async move { ask(&lease, type_name, body, until, deadline, 0).await })
+            .await
     }
 
-    /// Sends `message` one way to one instance, chosen by the call's policy; returns which.
+    /// Runs `f` on a slot of every open instance at once, one answer each (an instance at its
+    /// bound gets an error entry, not a wait).
+    async fn each<'a, T, F, Fut>(&'a self, f: F) -> Vec<Answer<T>>
+    where
+        F: Fn(Lease<'a>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let runs = self.0.instances.lease_each().into_iter().map(|lease| {
+            let run = lease.map(|lease| {
+                let instance = lease.instance.clone();
+                (instance, f(lease))
+            });
+            async move {
+                match run {
+                    Err((instance, e)) => Answer {
+                        instance,
+                        result: Err(e),
+                    },
+                    Ok((instance, run)) => Answer {
+                        result: run.await,
+                        instance: (*instance).clone(),
+                    },
+                }
+            }
+        });
+        futures_util::future::join_all(runs).await
+    }
+
+    /// Sends `message` one way to one instance, chosen by the call's policy; returns which
+    /// (shared with the caller's table: a cast copies no name).
     /// Casts made one after another go out together (one write for many).
-    pub async fn cast<Q: Message + ?Sized>(&self, message: &Q, call: &Call) -> Result<Instance, CallError> {
+    pub async fn cast<Q: Message + ?Sized>(
+        &self,
+        message: &Q,
+        call: &Call,
+    ) -> Result<Arc<Instance>, CallError> {
         self.cast_as(Q::NAME, message, call).await
     }
 
@@ -361,7 +383,7 @@ impl Caller {
         type_name: &str,
         body: &RawValue,
         call: &Call,
-    ) -> Result<Instance, CallError> {
+    ) -> Result<Arc<Instance>, CallError> {
         self.cast_as(type_name, body, call).await
     }
 
@@ -370,7 +392,7 @@ impl Caller {
         type_name: &str,
         body: &T,
         call: &Call,
-    ) -> Result<Instance, CallError> {
+    ) -> Result<Arc<Instance>, CallError> {
         let deadline = call.deadline.unwrap_or(self.0.config.deadline);
         let until = Instant::now() + deadline;
         let policy = call.policy_or(self.0.config.policy);
@@ -389,23 +411,14 @@ impl Caller {
 
     /// Sends `message` one way to every instance; one entry per instance.
     pub async fn cast_all<Q: Message + ?Sized>(&self, message: &Q) -> Vec<Answer<()>> {
-        let sends = self.0.instances.lease_each().into_iter().map(|lease| async move {
-            match lease {
-                Err((instance, e)) => Answer {
-                    instance,
-                    result: Err(e),
-                },
-                Ok(lease) => Answer {
-                    result: lease
-                        .session
-                        .cast_as(Q::NAME, message)
-                        .await
-                        .map_err(CallError::Send),
-                    instance: lease.instance.clone(),
-                },
-            }
-        });
-        futures_util::future::join_all(sends).await
+        self.each(|lease| async move {
+            lease
+                .session
+                .cast_as(Q::NAME, message)
+                .await
+                .map_err(CallError::Send)
+        })
+        .await
     }
 }
 

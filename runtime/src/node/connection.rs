@@ -5,22 +5,25 @@
 //! of a session (`Available`, `Delivered`, `Dropped`, each message), so those events come in
 //! the order the frames did. The node task sends it [`ConnCommand`]s (open, admit, refuse,
 //! close) and hears back [`Note`]s; senders hand it encoded frames through the
-//! [`Outbox`](super::outbox::Outbox), or write to the socket themselves when it is idle.
+//! [`Outbox`](super::outbox::Outbox), or write to the socket themselves when it is idle. What
+//! the task's handles share is in [`conn`](super::conn).
 //!
 //! The rule both ends keep (see `docs/protocol.md`): a subscriber may send `Data` right after
 //! its `Open`; the publisher holds it until the session is admitted, writes `Opened` before
 //! anything else on the session, and answers every request it cannot deliver with `Failed`.
 //! A frame that does not decode fails that message (or that session), never its neighbours.
 
+use super::conn::Conn;
+use super::conn::ConnCommand;
 use super::incoming::Incoming;
 use super::outbox::{encode, Outbox};
 use super::session::{Reply, Session, SEND_TIMEOUT};
 use super::transport::Writer;
 use super::{DropReason, Dropped, Event, ToNode};
-use crate::ids::{ProcessId, SessionId};
+use crate::ids::SessionId;
 use crate::secure::MaybeSecure;
 use crate::wire::opening::Opened;
-use crate::wire::peer::{decode_frame, encode_control, FailKind, Open, PeerMsg};
+use crate::wire::peer::{decode_frame, encode_control, FailKind, PeerMsg};
 use crate::wire::{
     frame::frame_error, needs_heartbeat, JsonCodec, HEARTBEAT_CHECK, HEARTBEAT_DEAD, HEARTBEAT_EVERY,
     MAX_SESSION_FRAME,
@@ -30,10 +33,9 @@ use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::AsyncRead;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tracing::{debug, warn, Instrument};
@@ -44,91 +46,6 @@ const HELD_PER_SESSION: usize = 1024;
 
 /// How many sessions one connection may carry; an `Open` beyond is refused.
 const SESSIONS_PER_CONNECTION: usize = 65_536;
-
-/// What a request's waiter is told: the reply, or why none will come.
-pub(crate) type ReplyResult = Result<Reply, (FailKind, String)>;
-
-/// The requests waiting for replies on one connection.
-type Pending = rustc_hash::FxHashMap<u64, (SessionId, oneshot::Sender<ReplyResult>)>;
-
-/// What the connection's handles share: its identity, its outbox and the requests waiting for
-/// replies.
-pub(crate) struct Conn {
-    /// Unique within this process.
-    pub(crate) id: u64,
-    /// The process at the other end.
-    pub(crate) remote: ProcessId,
-    /// The other end's readable name.
-    pub(crate) remote_name: String,
-    /// The other end's address.
-    pub(crate) remote_addr: SocketAddr,
-    /// Is the other end this very process (a PROCESS-scope session)?
-    pub(crate) within_process: bool,
-    pub(crate) outbox: Outbox,
-    /// Requests waiting for replies, by correlation number, with their session (a session
-    /// that ends ends its requests). The numbers are this side's own, so a fast hash that a
-    /// peer could collide on is safe here.
-    pending: Mutex<Pending>,
-    next_corr: AtomicU64,
-    commands: mpsc::UnboundedSender<ConnCommand>,
-}
-
-/// What the node task (and dropped handles) ask of a connection's task.
-pub(crate) enum ConnCommand {
-    /// (Subscriber) Open `session` with a publication: write the `Open`, and deliver the
-    /// session's events to `events` once the publisher answers.
-    Open {
-        session: Session,
-        events: mpsc::Sender<Event>,
-        open: Open,
-    },
-    /// (Publisher) The session is admitted: write `Opened`, then deliver `Delivered` and
-    /// whatever the subscriber already sent.
-    Admit {
-        session: Session,
-        events: mpsc::Sender<Event>,
-    },
-    /// (Publisher) The session is refused.
-    Refuse { session: SessionId, reason: String },
-    /// End a session from this side: tell the peer, and the application (`Dropped`).
-    Close { session: SessionId, reason: DropReason },
-    /// A request on `session` will get no reply: tell the requester.
-    Fail {
-        session: SessionId,
-        corr: u64,
-        kind: FailKind,
-        reason: String,
-    },
-}
-
-impl Conn {
-    pub(crate) fn command(&self, command: ConnCommand) {
-        let _ = self.commands.send(command);
-    }
-
-    /// Registers a request on `session`; its number and where the reply will come.
-    pub(crate) fn expect_reply(&self, session: SessionId) -> (u64, oneshot::Receiver<ReplyResult>) {
-        let corr = self.next_corr.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = oneshot::channel();
-        self.lock_pending().insert(corr, (session, tx));
-        (corr, rx)
-    }
-
-    /// Forgets a request (answered, timed out or cancelled).
-    pub(crate) fn forget(&self, corr: u64) {
-        self.lock_pending().remove(&corr);
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Ends every request waiting on `session` (or on every session).
-    fn end_requests(&self, session: Option<SessionId>) {
-        self.lock_pending()
-            .retain(|_, (s, _)| session.is_some_and(|only| only != *s));
-    }
-}
 
 /// A session as the connection's task holds it.
 enum Entry {
@@ -180,17 +97,14 @@ pub(crate) fn new_conn(
             (Box::new(r), Writer::Secure(Box::new(w)), None)
         }
     };
-    let conn = Arc::new(Conn {
+    let conn = Arc::new(Conn::new(
         id,
-        remote: remote.id,
-        remote_name: remote.name.clone(),
+        remote,
         remote_addr,
-        within_process: remote.id == to_node.id,
-        outbox: Outbox::new(direct, closed, needs_heartbeat(remote_addr)),
-        pending: Mutex::new(Pending::default()),
-        next_corr: AtomicU64::new(0),
+        remote.id == to_node.id,
+        Outbox::new(direct, closed, needs_heartbeat(remote_addr)),
         commands,
-    });
+    ));
     let frames = FramedRead::new(
         reader,
         LengthDelimitedCodec::builder()

@@ -1,6 +1,6 @@
 //! A message that arrived on a session, and its answer.
 
-use super::connection::ConnCommand;
+use super::conn::ConnCommand;
 use super::outbox::Flush;
 use super::session::{DecodeError, Numbers, Reply, SendError, Session, SEND_TIMEOUT};
 use crate::message::{Message, Received};

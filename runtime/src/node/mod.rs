@@ -24,6 +24,7 @@
 //! ```
 
 mod config;
+mod conn;
 mod connection;
 mod decisions;
 mod events;

@@ -1,7 +1,8 @@
 //! Session connections begun: dialling a publisher's process, and accepting the connections of
 //! subscribers' processes. Both hand the greeted connection to the node as a [`Note`].
 
-use super::connection::{new_conn, Conn, Starter};
+use super::conn::Conn;
+use super::connection::{new_conn, Starter};
 use super::task::{Note, ToNode};
 use crate::ids::ProcessId;
 use crate::secure::Secret;

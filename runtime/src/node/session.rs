@@ -6,7 +6,7 @@
 //! its reply's waiter before it is written, and always ends: the reply, a `Failed` from the
 //! peer, the end of the session, or its deadline.
 
-use super::connection::{Conn, ConnCommand};
+use super::conn::{Conn, ConnCommand};
 use super::outbox::{encode, Flush};
 use crate::ids::{ProcessId, SessionId};
 use crate::message::{Message, Received};

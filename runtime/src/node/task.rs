@@ -13,7 +13,8 @@ mod timers;
 
 pub(crate) use self::messages::{Command, Note, ToNode};
 use self::timers::{Fired, Timers};
-use super::connection::{Conn, ConnCommand, Starter};
+use super::conn::{Conn, ConnCommand};
+use super::connection::Starter;
 use super::decisions::{ConnId, Effect, NodeCore};
 use super::opening;
 use super::session::{Session, SessionEnd};

@@ -1,7 +1,8 @@
 //! What reaches the node task: commands from the handles, notes from connection tasks.
 
 use crate::ids::{ProcessId, PubId, SessionId, SubId};
-use crate::node::connection::{Conn, Starter};
+use crate::node::conn::Conn;
+use crate::node::connection::Starter;
 use crate::node::{Event, PublishError, PublishStatus, SubscribeError};
 use crate::scope::Scope;
 use crate::wire::peer::Open;
