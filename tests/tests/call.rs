@@ -158,3 +158,41 @@ async fn nearest_first_prefers_the_group_instance_over_the_host_one() {
     seen.sort_unstable();
     assert_eq!(seen, ["svc-far HOST", "svc-near GROUP"]);
 }
+
+#[tokio::test]
+async fn a_frozen_instance_costs_a_call_to_all_only_its_own_entry() {
+    // Frozen before the call starts, it never answers the session's opening either: the
+    // others are called once the wait for three ends, and the command says one is missing.
+    let host = Daemon::host_cake().await;
+    let publishers = three_publishers(&host).await;
+    publishers[1].freeze().await;
+    let started = std::time::Instant::now();
+    let out = call(
+        &host.env(),
+        &[
+            "svc-.*",
+            "Ping",
+            PING,
+            "--all",
+            "--count",
+            "3",
+            "--timeout",
+            "1",
+            "--json",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    publishers[1].signal(nix::sys::signal::Signal::SIGCONT);
+    let err = failure(&out);
+    assert!(err.contains("2 of 3 instances"), "{err}");
+    let doc: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut answered: Vec<&str> = doc
+        .iter()
+        .map(|d| d["reply"]["name"].as_str().unwrap_or("no reply"))
+        .collect();
+    answered.sort_unstable();
+    assert_eq!(answered, ["svc-a", "svc-c"], "{doc:?}");
+    // One wait for the instances, not one per instance or a hang.
+    assert!(took < std::time::Duration::from_secs(4), "took {took:?}");
+}

@@ -25,18 +25,6 @@ async fn pool(node: &Node, names: &[&str], config: CallerConfig) -> (Vec<Publica
     (publications, caller)
 }
 
-/// Waits (at most WAIT) for a condition that events elsewhere make true.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// The next message a publication receives.
 async fn request(p: &mut Publication) -> Incoming {
     loop {
@@ -110,7 +98,10 @@ async fn a_key_sticks_to_one_instance_and_only_the_keys_of_one_that_goes_move() 
     assert_eq!(reached.len(), 6, "300 keys over 6 instances reach them all");
     // w:2 retracts: its keys move, and only they.
     answering.remove(2).abort();
-    until("w:2 to leave", || caller.instances().len() == 5).await;
+    assert!(
+        caller.wait_until(WAIT, |all| all.len() == 5).await,
+        "w:2 never left"
+    );
     let after = owners().await;
     let mut moved = 0;
     for (key, was) in &before {
@@ -221,7 +212,10 @@ async fn a_full_caller_says_busy_at_once_and_a_lost_instance_fails_its_calls() {
         let caller = caller.clone();
         async move { caller.one::<_, String>(&"second", &Call::new()).await }
     });
-    until("the second call to wait", || caller.waiting() == 1).await;
+    assert!(
+        caller.wait_until(WAIT, |_| caller.waiting() == 1).await,
+        "the second call never waited"
+    );
     let busy = caller.one::<_, String>(&"third", &Call::new()).await.unwrap_err();
     assert!(matches!(busy, CallError::Busy(1)), "{busy}");
 

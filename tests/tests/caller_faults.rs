@@ -70,17 +70,15 @@ async fn a_frozen_instance_costs_hedged_calls_nothing_and_comes_back_after_it_th
 
     // Thawed, it answers the next probe and is back in rotation.
     procs[0].signal(Signal::SIGCONT);
-    let back = tokio::time::timeout(WAIT, async {
-        loop {
-            let by = answered_by(&caller, &call, 3).await;
-            if by.contains_key("frozen-0") {
-                return by;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(back.is_ok(), "the thawed instance never came back");
+    let back = caller
+        .wait_until(WAIT, |all| {
+            all.iter()
+                .any(|s| s.instance.name == "frozen-0" && !s.out_of_rotation)
+        })
+        .await;
+    assert!(back, "the thawed instance never came back");
+    let by = answered_by(&caller, &call, 3).await;
+    assert!(by.contains_key("frozen-0"), "{by:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! `layer-cake call`: calls a published name from a shell.
 
-use super::tree::{lan_secret, start_address, SecretArg};
+use super::tree::DirectoryArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use layer_cake::caller::{Answer, Call, CallerConfig, Instance, Policy};
@@ -34,7 +34,8 @@ pub struct CallCmd {
     #[arg(long)]
     all: bool,
     /// Wait for this many instances before calling (default: those found within 100 ms of
-    /// the first). The policy chooses among them, or --all calls each.
+    /// the first). The policy chooses among them, or --all calls each. If fewer come within
+    /// --timeout, those there are are called, and the command fails after their answers.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     count: Option<u32>,
     /// How to choose the instance: nearest-first, least-outstanding, round-robin, random,
@@ -44,20 +45,18 @@ pub struct CallCmd {
     /// Send the call to the instance that owns this key (key affinity).
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
-    /// Seconds to wait for an instance and its answer.
+    /// Seconds to wait for the instances (--count, or the first), and as long again for the
+    /// answers.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
     timeout: f64,
     /// How widely to look: GROUP, HOST or LAN.
     #[arg(long, default_value = "HOST")]
     scope: Scope,
-    /// The directory to join.
-    #[arg(long, value_name = "ADDR")]
-    directory: Option<SocketAddr>,
     /// One JSON document on stdout, for scripts.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    secret: SecretArg,
+    directory: DirectoryArgs,
 }
 
 /// How long the instances of `--all` may take to appear after the first (without --count).
@@ -78,8 +77,8 @@ impl CallCmd {
         if self.scope == Scope::Process || self.scope == Scope::Wan {
             bail!("--scope must be GROUP, HOST or LAN");
         }
-        let addr = start_address(self.directory, home_path);
-        let secret = lan_secret(self.secret.secret_file.as_deref(), home_path)?;
+        let addr = self.directory.address(home_path);
+        let secret = self.directory.secret(home_path)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -106,29 +105,33 @@ impl CallCmd {
             }
             // The policy chooses among every instance there is (the nearest, a key's owner),
             // not just the first to be found.
+            let mut short = None;
             match self.count {
                 Some(count) => {
                     let left = until.saturating_duration_since(tokio::time::Instant::now());
                     if let Err(e) = caller.wait_for(count as usize, left).await {
                         eprintln!("layer-cake: {e}; calling those there are");
+                        short = Some(e);
                     }
                 }
                 None => settle(&caller, until).await,
             }
-            let mut call = Call::new().policy(self.policy);
+            // The answers get the whole timeout again, however long finding took.
+            let mut call = Call::new().policy(self.policy).deadline(timeout);
             if let Some(key) = &self.key {
                 call = call.key(key.clone());
             }
-            if !self.all {
-                let left = until.saturating_duration_since(tokio::time::Instant::now());
-                let (instance, reply) = caller
-                    .one_raw(&self.type_name, &body, &call.deadline(left))
-                    .await?;
-                return print_one(&instance, &reply, self.json);
+            if self.all {
+                let answers = caller.all_raw(&self.type_name, &body, &call).await;
+                print_all(&answers, self.json)?;
+            } else {
+                let (instance, reply) = caller.one_raw(&self.type_name, &body, &call).await?;
+                print_one(&instance, &reply, self.json)?;
             }
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            let answers = caller.all_raw(&self.type_name, &body, &call.deadline(left)).await;
-            print_all(&answers, self.json)
+            match short {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
         })
     }
 }

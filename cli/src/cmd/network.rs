@@ -1,11 +1,10 @@
 //! `layer-cake network`: the live directory tree.
 
-use super::tree::{gather, lan_secret, start_address, Node, SecretArg};
+use super::tree::{gather, DirectoryArgs, Node};
 use anyhow::Result;
 use clap::Args;
 use layer_cake::Search;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 
 /// Show the live directory tree: the host's directory (under its LAN directory, when it has
@@ -23,27 +22,24 @@ pub struct Network {
     /// and the sessions it holds as a subscriber (name, scope of the route, publisher).
     #[arg(short, long)]
     long_listing: bool,
-    /// The directory to ask.
-    #[arg(long, value_name = "ADDR")]
-    directory: Option<SocketAddr>,
     /// One JSON document, for scripts.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    secret: SecretArg,
+    directory: DirectoryArgs,
 }
 
 impl Network {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let search = self.search.as_deref().map(Search::new).transpose()?;
-        let addr = start_address(self.directory, home_path);
-        let secret = lan_secret(self.secret.secret_file.as_deref(), home_path)?;
+        let addr = self.directory.address(home_path);
+        let secret = self.directory.secret(home_path)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let tree = runtime.block_on(gather(
             addr,
-            self.directory.is_some(),
+            self.directory.named(),
             self.long_listing || self.json,
             secret.as_ref(),
         ))?;

@@ -1,10 +1,9 @@
 //! `layer-cake ping`: round trips to one node of the tree.
 
-use super::tree::{find, gather, lan_secret, start_address, SecretArg};
+use super::tree::{find, gather, DirectoryArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use layer_cake::directory::client::DirectoryClient;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,22 +22,19 @@ pub struct Ping {
     /// How long to wait for each answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     deadline_ms: u64,
-    /// The directory to start from.
-    #[arg(long, value_name = "ADDR")]
-    directory: Option<SocketAddr>,
     #[command(flatten)]
-    secret: SecretArg,
+    directory: DirectoryArgs,
 }
 
 impl Ping {
     pub fn run(self, home_path: &Path) -> Result<()> {
-        let addr = start_address(self.directory, home_path);
-        let secret = lan_secret(self.secret.secret_file.as_deref(), home_path)?;
+        let addr = self.directory.address(home_path);
+        let secret = self.directory.secret(home_path)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         runtime.block_on(async {
-            let tree = gather(addr, self.directory.is_some(), false, secret.as_ref()).await?;
+            let tree = gather(addr, self.directory.named(), false, secret.as_ref()).await?;
             let node = find(&tree, &self.id)?;
             let Some(via) = node.via else {
                 bail!("no way to reach {}", node.short());

@@ -87,37 +87,50 @@ pub struct Tree {
     pub root: Node,
 }
 
-/// Where to start: `--directory`, else the host's directory. Inside a home whose composite
-/// runs, its group-cake's parent (the host's directory), or group-cake itself if it has none.
-pub fn start_address(directory: Option<SocketAddr>, home_path: &Path) -> SocketAddr {
-    if let Some(d) = directory {
-        return d;
-    }
-    if let Ok(home) = Home::open(home_path) {
-        if let Ok(Some(status)) = home.running() {
-            return status.directory;
-        }
-    }
-    DEFAULT_HOST_DIRECTORY
-}
-
-/// The LAN's secret, for directories on other hosts (an encrypted lan-cake): the file given
-/// (`--secret-file`, or `LC_SECRET_FILE`), else the one the home's composite is made with.
-pub fn lan_secret(file: Option<&Path>, home_path: &Path) -> Result<Option<Secret>> {
-    let home_file = || Home::open(home_path).ok()?.group().ok()?.secret_file;
-    let file = layer_cake::secure::named(file)
-        .map(Path::to_path_buf)
-        .or_else(home_file);
-    Ok(Secret::from_optional_file(file.as_deref())?)
-}
-
-/// The `--secret-file` option of the commands that walk the tree.
+/// Where the commands that walk the tree start (`network`, `ping`, `call`): the options they
+/// share, and what those options resolve to.
 #[derive(Debug, Clone, clap::Args)]
-pub struct SecretArg {
-    /// The LAN's secret, to inspect an encrypted LAN's directory on another host (default:
-    /// the one the home's composite is made with).
+pub struct DirectoryArgs {
+    /// The directory to start from (default: in a home whose composite runs, its group-cake;
+    /// else host-cake at 127.0.0.1:54195).
+    #[arg(long, value_name = "ADDR")]
+    pub directory: Option<SocketAddr>,
+    /// The LAN's secret, to reach an encrypted LAN's directory on another host (default: the
+    /// one the home's composite is made with).
     #[arg(long, value_name = "FILE", env = "LC_SECRET_FILE")]
     pub secret_file: Option<std::path::PathBuf>,
+}
+
+impl DirectoryArgs {
+    /// The directory to start from: `--directory`, else the running composite's group-cake,
+    /// else host-cake.
+    pub fn address(&self, home_path: &Path) -> SocketAddr {
+        if let Some(d) = self.directory {
+            return d;
+        }
+        if let Ok(home) = Home::open(home_path) {
+            if let Ok(Some(status)) = home.running() {
+                return status.directory;
+            }
+        }
+        DEFAULT_HOST_DIRECTORY
+    }
+
+    /// Whether the directory was named (`--directory`), not found.
+    pub fn named(&self) -> bool {
+        self.directory.is_some()
+    }
+
+    /// The LAN's secret, for directories on other hosts (an encrypted lan-cake): the file
+    /// given (`--secret-file`, or `LC_SECRET_FILE`), else the one the home's composite is made
+    /// with.
+    pub fn secret(&self, home_path: &Path) -> Result<Option<Secret>> {
+        let home_file = || Home::open(home_path).ok()?.group().ok()?.secret_file;
+        let file = layer_cake::secure::named(self.secret_file.as_deref())
+            .map(Path::to_path_buf)
+            .or_else(home_file);
+        Ok(Secret::from_optional_file(file.as_deref())?)
+    }
 }
 
 /// Gathers the tree from the directory at `addr`. A group-cake with a live parent is left

@@ -13,7 +13,7 @@ pub enum CallError {
     #[error("every instance is busy and {0} calls are already waiting")]
     Busy(usize),
     /// The deadline passed (waiting for room, or for the answer).
-    #[error("no answer within {0:?}")]
+    #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
     /// The instance went while the call was in flight (and it was not tried elsewhere).
     #[error("{instance} went before it answered ({reason})")]
@@ -45,7 +45,7 @@ pub enum CallError {
     #[error("the call was cancelled")]
     Cancelled,
     /// Fewer instances than asked for came within the deadline ([`Caller::wait_for`]).
-    #[error("{found} of {wanted} instances within {deadline:?}")]
+    #[error("{found} of {wanted} instances within {} ms", deadline.as_millis())]
     TooFew {
         /// How many were asked for.
         wanted: usize,

@@ -246,16 +246,30 @@ impl Instances {
 
     /// Waits (until `until`) for at least `count` open instances; how many there are.
     pub(super) async fn wait_for(&self, count: usize, until: Instant) -> usize {
+        let mut open = 0;
+        self.wait_until(until, |now| {
+            open = now.len();
+            open >= count
+        })
+        .await;
+        open
+    }
+
+    /// Waits (until `until`) for `done` to hold of the instances; whether it did.
+    pub(super) async fn wait_until(
+        &self,
+        until: Instant,
+        mut done: impl FnMut(&[InstanceStatus]) -> bool,
+    ) -> bool {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let open = self.list().len();
-            if open >= count {
-                return open;
+            if done(&self.status()) {
+                return true;
             }
             if tokio::time::timeout_at(until, changed).await.is_err() {
-                return self.list().len();
+                return done(&self.status());
             }
         }
     }
@@ -331,6 +345,9 @@ impl Instances {
                     }
                     state.waiting += 1;
                     place = Some(Waiting(self));
+                    drop(state);
+                    // (For those who watch the line; this call's own wait sees it and goes on.)
+                    self.changed.notify_waiters();
                 }
             }
             if tokio::time::timeout_at(until, changed).await.is_err() {
@@ -375,6 +392,7 @@ impl Instances {
         tracing::warn!(instance = %e.instance, "instance out of rotation: it missed a deadline");
         let (probed, gone) = (e.session.clone(), e.gone.clone());
         drop(state);
+        self.changed.notify_waiters();
         tokio::spawn(probe(Arc::downgrade(self), probed, gone));
     }
 

@@ -183,6 +183,23 @@ impl Caller {
         }
     }
 
+    /// Waits until `done` holds of the instances' [`status`](Self::status), at most
+    /// `deadline`; whether it did. `done` is asked again at each change: an instance joins or
+    /// leaves, a call ends or starts waiting, an instance goes out of or back into rotation.
+    ///
+    /// ```no_run
+    /// # async fn f(caller: &layer_cake::caller::Caller) {
+    /// use std::time::Duration;
+    /// // Until no instance is out of rotation.
+    /// let healed = caller
+    ///     .wait_until(Duration::from_secs(5), |all| all.iter().all(|i| !i.out_of_rotation))
+    ///     .await;
+    /// # }
+    /// ```
+    pub async fn wait_until(&self, deadline: Duration, done: impl FnMut(&[InstanceStatus]) -> bool) -> bool {
+        self.0.instances.wait_until(Instant::now() + deadline, done).await
+    }
+
     /// Sends `request` to one instance, chosen by the call's policy, and waits for its answer.
     pub async fn one<Q, R>(&self, request: &Q, call: &Call) -> Result<R, CallError>
     where
