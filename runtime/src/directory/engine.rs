@@ -185,7 +185,15 @@ impl Engine {
 
     fn publish(&mut self, link: LinkId, info: PubInfo, out: &mut Vec<Output>) {
         let at = self.scope;
-        if let Some(reason) = self.too_narrow(info.scope) {
+        let refusal = if super::valid_name(&info.name) {
+            self.too_narrow(info.scope)
+        } else {
+            Some(format!(
+                "{:?} is not a name: 1 to 1024 bytes, no whitespace or control characters",
+                info.name
+            ))
+        };
+        if let Some(reason) = refusal {
             let state = PubState::Refused { reason };
             out.push(Output::ToLink(
                 link,

@@ -163,6 +163,28 @@ fn narrower_listings_are_refused() {
 }
 
 #[test]
+fn a_name_with_whitespace_or_control_characters_is_refused() {
+    let mut e = Engine::new(Scope::Host);
+    for name in ["a b", "tab\there", "nl\n", "", &"x".repeat(1025)] {
+        let mut out = Vec::new();
+        e.on_child_frame(
+            1,
+            Up::Publish(pub_info(name, Scope::Host, ProcessId::random())),
+            &mut out,
+        );
+        assert!(
+            matches!(
+                &out[..],
+                [Output::ToLink(1, Down::PubStatus { state: PubState::Refused { reason }, .. })]
+                    if reason.contains("is not a name")
+            ),
+            "{name:?}: {out:?}"
+        );
+    }
+    assert_eq!(e.counts(), (0, 0));
+}
+
+#[test]
 fn parent_routes_pass_down_and_are_cleared_when_the_parent_goes() {
     let mut e = Engine::new(Scope::Group);
     let mut out = Vec::new();

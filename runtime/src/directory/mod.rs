@@ -24,4 +24,4 @@ pub(crate) mod uplink;
 
 pub use attach::{Action, Attachments};
 pub use engine::{Engine, LinkId, Output};
-pub use search::{Search, SearchError};
+pub use search::{valid_name, Search, SearchError};

@@ -8,6 +8,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// mean something only inside a class, which needs `[`.)
 const META: &str = "\\.+*?()|[]{}^$";
 
+/// Whether `name` may be published: 1 to 1024 bytes, no whitespace or control characters.
+/// The rule of every process and every directory (one place, so they cannot drift apart).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 1024 && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// A compiled subscription search.
 ///
 /// A search with no regular-expression metacharacters is an exact name and is matched by a

@@ -11,13 +11,10 @@ use std::collections::HashSet;
 use tracing::{info, warn};
 
 impl NodeCore {
-    /// May this process publish `name`? It must be 1 to 1024 characters with no whitespace or
-    /// control characters, and not already published here.
+    /// May this process publish `name`? It must be a valid name
+    /// ([`valid_name`](crate::directory::valid_name)), and not already published here.
     pub(crate) fn check_publish(&self, name: &str) -> Result<(), PublishError> {
-        let valid = !name.is_empty()
-            && name.len() <= 1024
-            && !name.chars().any(|c| c.is_control() || c.is_whitespace());
-        if !valid {
+        if !crate::directory::valid_name(name) {
             return Err(PublishError::InvalidName(name.to_string()));
         }
         if self.pubs.values().any(|p| p.info.name == name) {
