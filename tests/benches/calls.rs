@@ -4,6 +4,7 @@
 //! compare without cross-core wake-ups). It prints:
 //! - `all` to 8 instances against 8 `one` calls made one after another (latency, median and
 //!   99th percentile, same run);
+//! - `one` to a single instance against `request` on a session with it (the caller's own cost);
 //! - the fraction of 100,000 keys that move to another instance when one of 8 leaves (about
 //!   1/8 expected);
 //! - one-way `cast` throughput on one connection with 64-byte messages, against a raw tokio
@@ -70,6 +71,41 @@ async fn bench_all_vs_sequential(node: &Node) {
         println!("| {name:<38} | {p50:>10.1} | {p99:>10.1} |");
     }
     println!("all / sequential (medians): {:.2}x", a50 / s50);
+}
+
+/// A caller's own cost: `one` to a single instance against `request` on the same session.
+async fn bench_one_vs_request(node: &Node) {
+    let caller = caller(node, "all-0", 1).await;
+    let mut subscription = node.subscribe("all-0", Scope::Host).await.unwrap();
+    let session = loop {
+        if let Some(layer_cake::SubscriptionEvent::Available(s)) = subscription.next().await {
+            break s;
+        }
+    };
+    let payload = "x".repeat(PAYLOAD);
+    let (call, deadline) = (Call::new(), Duration::from_secs(5));
+    let mut one = Vec::with_capacity(RUNS * 5);
+    let mut request = Vec::with_capacity(RUNS * 5);
+    for i in 0..RUNS * 5 + 200 {
+        let t = Instant::now();
+        let _: String = caller.one(&payload, &call).await.unwrap();
+        let took_one = t.elapsed();
+        let t = Instant::now();
+        let _: String = session.request(&payload, deadline).await.unwrap();
+        let took_request = t.elapsed();
+        if i >= 200 {
+            one.push(took_one);
+            request.push(took_request);
+        }
+    }
+    let (o50, o99) = quantiles(one);
+    let (r50, r99) = quantiles(request);
+    println!("| {:<38} | {o50:>10.1} | {o99:>10.1} |", "one call, one instance");
+    println!(
+        "| {:<38} | {r50:>10.1} | {r99:>10.1} |",
+        "request on a session to it"
+    );
+    println!("one / request (medians): {:.3}x", o50 / r50);
 }
 
 async fn bench_keys_moved(node: &Node, procs: &mut Vec<Proc>) {
@@ -177,6 +213,7 @@ fn main() {
         println!("|{:-<40}|{:->12}|{:->12}|", "", "", "");
         let mut procs = echoes(&host, "all", INSTANCES).await;
         bench_all_vs_sequential(&node).await;
+        bench_one_vs_request(&node).await;
         bench_keys_moved(&node, &mut procs).await;
         drop(procs);
         let _sink = echoes(&host, "sink", 1).await;

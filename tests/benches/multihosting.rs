@@ -9,7 +9,9 @@
 //! - RSS of the server and of one worker, after the load;
 //! - time from running `layer-cake start` to the first 200.
 //!
-//! Each wrk run lasts `LC_BENCH_SECONDS` (default 5) seconds.
+//! Each wrk run lasts `LC_BENCH_SECONDS` (default 5) seconds. `LC_BENCH_WORKER` names another
+//! worker executable: `LC_BENCH_WORKER=python/demos/worker.py` measures eight Python workers
+//! (the client in `python/` must be importable: installed, or on `PYTHONPATH`).
 
 use layer_cake_tests::bin;
 use layer_cake_tests::home::TestHome;
@@ -92,7 +94,18 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let server = bin("multihosting-server").display().to_string();
-    let worker = bin("multihosting-worker").display().to_string();
+    let worker = match std::env::var("LC_BENCH_WORKER") {
+        // (Relative to the workspace: cargo runs benchmarks in the package's folder.)
+        Ok(path) => std::fs::canonicalize(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(&path),
+        )
+        .unwrap_or_else(|e| panic!("LC_BENCH_WORKER={path}: {e}"))
+        .display()
+        .to_string(),
+        Err(_) => bin("multihosting-worker").display().to_string(),
+    };
     let port = layer_cake_tests::free_port();
     let t = TestHome::new();
     t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
@@ -162,7 +175,7 @@ fn main() {
 
     println!();
     println!(
-        "multihosting benchmark: GET /Xy?x=2&y=2, {seconds} s per run, loopback, CPUs allowed: {}",
+        "multihosting benchmark: GET /Xy?x=2&y=2, {seconds} s per run, loopback, CPUs allowed: {}, workers: {worker}",
         layer_cake_tests::procfs::cpus_allowed()
     );
     println!();

@@ -6,7 +6,7 @@ use crate::ids::{ProcessId, SessionId};
 use crate::node::Session;
 use crate::scope::Scope;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -111,8 +111,10 @@ struct State {
 /// What a caller's calls share.
 pub(super) struct Instances {
     state: Mutex<State>,
-    /// Woken when an instance frees a slot, joins or leaves.
+    /// Woken when an instance frees a slot (if anyone waits), joins or leaves.
     changed: Notify,
+    /// Those in [`wait_until`](Self::wait_until) now (a freed slot wakes them too).
+    watchers: AtomicUsize,
     per_instance: usize,
     waiting_limit: usize,
     /// The next call id (ids start at a random point, so two callers rarely share one).
@@ -125,17 +127,52 @@ pub(super) struct Lease<'a> {
     pub(super) session: Session,
     pub(super) instance: Arc<Instance>,
     pub(super) gone: CancellationToken,
+    /// The slot was given back already (by [`answered`](Self::answered)).
+    returned: bool,
 }
 
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
+impl Lease<'_> {
+    /// The call on this slot was answered in `took`: that is recorded and the slot given back,
+    /// under one lock.
+    pub(super) fn answered(mut self, took: Duration) -> Arc<Instance> {
+        self.give_back(Some(took));
+        self.instance.clone()
+    }
+
+    fn give_back(&mut self, took: Option<Duration>) {
+        if std::mem::replace(&mut self.returned, true) {
+            return;
+        }
         let mut state = self.instances.lock();
         let id = self.session.id();
         if let Some(e) = state.entries.iter_mut().find(|e| e.session.id() == id) {
             e.outstanding -= 1;
+            if let Some(took) = took {
+                e.recent.record(took);
+            }
         }
+        // Read under the lock: a call that waits for room counts itself in `waiting` under it,
+        // and a watcher counts itself before it first looks.
+        let wake = state.waiting > 0 || self.instances.watchers.load(Ordering::SeqCst) > 0;
         drop(state);
-        self.instances.changed.notify_waiters();
+        if wake {
+            self.instances.changed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.give_back(None);
+    }
+}
+
+/// A watcher of the instances, counted off when dropped (also when it gives up).
+struct Watching<'a>(&'a AtomicUsize);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -158,6 +195,7 @@ impl Instances {
                 waiting: 0,
             }),
             changed: Notify::new(),
+            watchers: AtomicUsize::new(0),
             per_instance: per_instance.max(1),
             waiting_limit,
             next_call: AtomicU64::new(fastrand::u64(1..u64::MAX / 2)),
@@ -261,6 +299,8 @@ impl Instances {
         until: Instant,
         mut done: impl FnMut(&[InstanceStatus]) -> bool,
     ) -> bool {
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        let _watching = Watching(&self.watchers);
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -310,6 +350,7 @@ impl Instances {
                     session: e.session.clone(),
                     instance: e.instance.clone(),
                     gone: e.gone.clone(),
+                    returned: false,
                 }))
             }
             // Every instance it may go to is out of rotation: wait for one to come back.
@@ -353,14 +394,6 @@ impl Instances {
             if tokio::time::timeout_at(until, changed).await.is_err() {
                 return Err(CallError::Timeout(deadline));
             }
-        }
-    }
-
-    /// `session` answered a call in `took`.
-    pub(super) fn answered(&self, session: SessionId, took: Duration) {
-        let mut state = self.lock();
-        if let Some(e) = state.entries.iter_mut().find(|e| e.session.id() == session) {
-            e.recent.record(took);
         }
     }
 
@@ -427,6 +460,7 @@ impl Instances {
                     session: e.session.clone(),
                     instance: e.instance.clone(),
                     gone: e.gone.clone(),
+                    returned: false,
                 })
             })
             .collect()

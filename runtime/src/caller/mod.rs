@@ -239,6 +239,18 @@ impl Caller {
             0
         };
         let instances: &Arc<Instances> = &self.0.instances;
+        if !hedged {
+            return one_try_at_a_time(
+                instances,
+                (type_name, body),
+                (policy, key),
+                tries,
+                id,
+                until,
+                deadline,
+            )
+            .await;
+        }
         let attempt = |lease: Lease<'a>| async move {
             let started = Instant::now();
             let outcome = ask(&lease, type_name, body, until, deadline, id).await;
@@ -280,13 +292,13 @@ impl Caller {
                     outstanding.retain(|s| *s != session);
                     match outcome {
                         Ok(reply) => {
-                            instances.answered(session, started.elapsed());
+                            let instance = lease.answered(started.elapsed());
                             // A try that another instance beat, still unanswered, missed its
                             // time: that instance goes out of rotation until it answers a probe.
                             for slow in &outstanding {
                                 instances.missed(*slow);
                             }
-                            return Ok((lease.instance.clone(), reply));
+                            return Ok((instance, reply));
                         }
                         Err(e) => {
                             if matches!(e, CallError::Timeout(_)) {
@@ -497,4 +509,46 @@ fn request_error(e: RequestError, lease: &Lease<'_>, deadline: Duration) -> Call
         },
         RequestError::Decode(e) => CallError::Decode(e),
     }
+}
+
+/// A call that is not hedged: one try at a time, each on an instance not yet tried, until one
+/// answers or the tries run out. (No set of tries running at once, so nothing is allocated
+/// for a call that succeeds the first time.)
+async fn one_try_at_a_time<T: Serialize + ?Sized>(
+    instances: &Arc<Instances>,
+    (type_name, body): (&str, &T),
+    (policy, key): (Policy, Option<&str>),
+    tries: usize,
+    id: u64,
+    until: Instant,
+    deadline: Duration,
+) -> Result<(Arc<Instance>, RawReply), CallError> {
+    let mut tried: Vec<SessionId> = Vec::new();
+    let mut last: Option<CallError> = None;
+    while tried.len() < tries {
+        let lease = match instances.lease(policy, key, &tried, until, deadline).await {
+            Ok(lease) => lease,
+            // Tried everywhere: say what happened to the last try.
+            Err(CallError::NoInstances) if last.is_some() => break,
+            Err(e) => return Err(e),
+        };
+        let session = lease.session.id();
+        let started = Instant::now();
+        match ask(&lease, type_name, body, until, deadline, id).await {
+            Ok(reply) => return Ok((lease.answered(started.elapsed()), reply)),
+            Err(e) => {
+                if matches!(e, CallError::Timeout(_)) {
+                    instances.missed(session);
+                }
+                let retry = matches!(e, CallError::InstanceLost { .. });
+                tracing::debug!(error = %e, retry, "a try of a call failed");
+                if !retry {
+                    return Err(e);
+                }
+                tried.push(session);
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(CallError::Timeout(deadline)))
 }
