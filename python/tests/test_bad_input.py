@@ -15,10 +15,10 @@ from layer_cake_client import Available, Node, PublishError, Scope
 from layer_cake_client.wire import MAX_SESSION_FRAME, frame, greet, hello, read_frame, tagged
 
 
-async def connect(addr: str, kind: str = "process"):
+async def connect(addr: str, kind: str = "process", me: str | None = None):
     host, _, port = addr.rpartition(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    theirs = await greet(reader, writer, hello(kind, str(uuid.uuid4()), "raw-test"), first=True)
+    theirs = await greet(reader, writer, hello(kind, me or str(uuid.uuid4()), "raw-test"), first=True)
     return reader, writer, theirs
 
 
@@ -29,13 +29,31 @@ async def next_frame(reader, limit: int = MAX_SESSION_FRAME):
 
 async def test_a_directory_refuses_a_name_with_whitespace(host_cake):
     host = await host_cake()
-    reader, writer, _ = await connect(host.addr)
     me = str(uuid.uuid4())
+    reader, writer, _ = await connect(host.addr, me=me)
     ident = str(uuid.uuid4())
     writer.write(frame({"Publish": {"id": ident, "name": "a b", "scope": "HOST", "process": me, "addr": "127.0.0.1:9"}}))
     tag, f = await next_frame(reader)
     assert tag == "PubStatus" and f["id"] == ident, (tag, f)
     assert "is not a name" in f["state"]["refused"]["reason"], f
+
+
+async def test_a_process_may_list_only_for_itself(host_cake):
+    host = await host_cake()
+    me, other = str(uuid.uuid4()), str(uuid.uuid4())
+    reader, writer, _ = await connect(host.addr, me=me)
+    pub, sub = str(uuid.uuid4()), str(uuid.uuid4())
+    writer.write(frame({"Publish": {"id": pub, "name": "svc", "scope": "HOST", "process": other, "addr": "127.0.0.1:9"}}))
+    tag, f = await next_frame(reader)
+    assert (tag, f["id"]) == ("PubStatus", pub), (tag, f)
+    assert f"is for process {other}, not this connection's {me}" in f["state"]["refused"]["reason"], f
+    writer.write(frame({"Subscribe": {"id": sub, "search": "svc", "scope": "HOST", "process": other}}))
+    tag, f = await next_frame(reader)
+    assert (tag, f["id"]) == ("SubRefused", sub), (tag, f)
+    # Its own listings still go through on the same connection.
+    writer.write(frame({"Publish": {"id": pub, "name": "svc", "scope": "HOST", "process": me, "addr": "127.0.0.1:9"}}))
+    tag, f = await next_frame(reader)
+    assert (tag, f["state"]) == ("PubStatus", "active"), (tag, f)
 
 
 async def test_a_rust_publisher_refuses_session_0_and_fails_data_on_no_session(procs, host_cake):

@@ -111,3 +111,38 @@ def test_a_script_calls_without_asyncio(procs, host_cake):
         assert answer.ok and answer.reply.name == "svc-sync"
         with pytest.raises(CallError, match="0 of 1 instances"):
             node.call("nobody", Ping(1, "x"), timeout=0.2)
+
+
+async def test_a_later_call_is_made_at_its_time_and_a_periodic_one_until_the_loop_stops(host_cake):
+    host = await host_cake()
+    async with Node(host.addr) as a, Node(host.addr) as client:
+        heard: list[tuple[str, float]] = []
+        publication = await a.publish("w-time", Scope.HOST)
+
+        async def serve() -> None:
+            async for event in publication:
+                if isinstance(event, Message):
+                    heard.append((event.message.body, asyncio.get_running_loop().time()))
+                    await event.message.reply(f"re {event.message.body}")
+
+        asyncio.ensure_future(serve())
+        caller = await client.caller("w-time", Scope.HOST)
+        await caller.wait_for(1, timeout=10)
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        assert await caller.later(0.05, "later") == "re later"
+        assert heard[-1][0] == "later" and heard[-1][1] >= asked + 0.05
+        # Cancelled before its time: never made (a marker after its time is all that is heard).
+        dropped = caller.later(0.05, "dropped")
+        dropped.cancel()
+        await asyncio.sleep(0.1)
+        assert await caller.one("marker") == "re marker"
+        assert [h for h, _ in heard] == ["later", "marker"]
+        replies = []
+        async for reply in caller.every(0.02, "tick"):
+            replies.append(reply)
+            if len(replies) == 3:
+                break
+        assert replies == ["re tick"] * 3
+        ticks = [t for h, t in heard if h == "tick"]
+        assert ticks[2] - ticks[0] >= 0.04 - 0.005, ticks

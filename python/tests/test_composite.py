@@ -115,3 +115,31 @@ def test_eight_python_workers_serve_the_rust_server_and_a_killed_one_loses_no_re
         assert len(results) > 100
     finally:
         home.run("stop")
+
+
+async def test_the_python_server_spreads_over_rust_and_python_workers(procs, host_cake):
+    import asyncio
+    import sys
+
+    host = await host_cake()
+    env = {"LC_DIRECTORY": host.addr, "PYTHONPATH": str(REPO / "python" / "src")}
+    demos = REPO / "python" / "demos"
+    workers = [procs([bin_path("multihosting-worker")], env) for _ in range(2)]
+    workers += [procs([sys.executable, str(demos / "worker.py")], env) for _ in range(2)]
+    for w in workers:
+        await w.expect("published", "test-multihosting:worker-10:")
+    server = procs([sys.executable, str(demos / "server.py"), "--listen", "127.0.0.1:0"], env)
+    addr = (await server.expect("listening ")).split()[-1]
+    for w in workers:
+        await w.expect("serving", "server.py")  # every worker, Rust or Python, has a session
+    base = f"http://{addr}"
+    statuses = await asyncio.gather(*(asyncio.to_thread(get, f"{base}/Xy?x=2&y=3") for _ in range(40)))
+    assert all(s == 200 for s, _ in statuses), statuses[:3]
+    reply = json.loads(statuses[0][1])
+    assert reply["type"] == "Table" and len(reply["value"]) == 2 and len(reply["value"][0]) == 3
+    assert (await asyncio.to_thread(get, f"{base}/Xy?x=two&y=3"))[0] == 400
+    assert (await asyncio.to_thread(get, f"{base}/Nope"))[0] == 404
+    # A Python worker killed: the requests after it go to the others.
+    workers[2].popen.kill()
+    statuses = await asyncio.gather(*(asyncio.to_thread(get, f"{base}/Xy?x=1&y=1") for _ in range(40)))
+    assert all(s == 200 for s, _ in statuses), [s for s in statuses if s[0] != 200][:3]

@@ -11,11 +11,11 @@ import asyncio
 import enum
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AsyncIterator
 
 from .handles import Available, Dropped, Message, Subscription
 from .scope import Scope
-from .session import RequestError, RequestFailed, Session, SessionLost
+from .session import RequestError, RequestFailed, RequestTimeout, Session, SessionLost
 
 _MASK = (1 << 64) - 1
 
@@ -36,8 +36,21 @@ class Policy(str, enum.Enum):
 
 
 class CallError(Exception):
-    """A call got no answer: no instance, every instance busy, a timeout, or the answer's
-    error."""
+    """A call got no answer. ``kind`` says why: ``no-instances``, ``busy`` (every instance
+    at its bound until the deadline), ``timeout``, ``failed`` (the instance's ``Failed``),
+    ``lost`` (the instance went), or ``too-few`` (``wait_for``)."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+
+
+def _call_error(e: RequestError) -> CallError:
+    if isinstance(e, RequestTimeout):
+        return CallError("timeout", str(e))
+    if isinstance(e, RequestFailed):
+        return CallError("failed", str(e))
+    return CallError("lost", str(e))
 
 
 def fnv1a(data: bytes) -> int:
@@ -127,7 +140,7 @@ class Caller:
             try:
                 await asyncio.wait_for(self._changed.wait_for(lambda: len(self.instances) >= count), timeout)
             except asyncio.TimeoutError:
-                raise CallError(f"{len(self.instances)} of {count} instances within {timeout:g} s") from None
+                raise CallError("too-few", f"{len(self.instances)} of {count} instances within {timeout:g} s") from None
         return len(self.instances)
 
     def _pick(self, policy: Policy, key: str | None, exclude: set[int]) -> Instance | None | bool:
@@ -162,7 +175,7 @@ class Caller:
             while True:
                 chosen = self._pick(policy, key, exclude)
                 if chosen is None:
-                    raise CallError(f"no instance of {self._subscription.search!r}")
+                    raise CallError("no-instances", f"no instance of {self._subscription.search!r}")
                 if isinstance(chosen, Instance):
                     chosen.in_flight += 1
                     return chosen
@@ -170,7 +183,7 @@ class Caller:
                 try:
                     await asyncio.wait_for(self._changed.wait(), max(0.0, left))
                 except asyncio.TimeoutError:
-                    raise CallError("every instance is at its bound; no room within the deadline") from None
+                    raise CallError("busy", "every instance is at its bound; no room within the deadline") from None
 
     async def _release(self, instance: Instance) -> None:
         instance.in_flight -= 1
@@ -187,10 +200,12 @@ class Caller:
         retries: int = 1,
         reply_type: type | None = None,
         type_name: str | None = None,
+        raw: bool = False,
     ) -> Any:
         """Sends ``message`` to one instance, chosen by ``policy`` (a ``key`` implies key
-        affinity), and returns its reply. An ``idempotent`` call whose instance goes (or
-        drops it unanswered) is tried on up to ``retries`` others, every try with one call id."""
+        affinity), and returns its reply (with ``raw``, as a :class:`Reply`, undecoded). An
+        ``idempotent`` call whose instance goes (or drops it unanswered) is tried on up to
+        ``retries`` others, every try with one call id."""
         policy = Policy(policy) if key is None else Policy.KEY_AFFINITY
         loop = asyncio.get_running_loop()
         until = loop.time() + (self.deadline if timeout is None else timeout)
@@ -206,23 +221,25 @@ class Caller:
                 instance = await self._lease(policy, key, tried, until)
             except CallError:
                 if last is not None:
-                    raise CallError(f"{last} (and no other instance to try)") from last
+                    raise _call_error(last) from last
                 raise
+            left = max(0.0, until - loop.time())
             try:
-                return await instance.session.request(
-                    message, max(0.0, until - loop.time()), reply_type, type_name, call
-                )
+                if raw:
+                    return await instance.session.request_raw(message, left, type_name, call)
+                return await instance.session.request(message, left, reply_type, type_name, call)
             except (SessionLost, RequestFailed) as e:
                 retryable = isinstance(e, SessionLost) or e.kind in ("unanswered", "undeliverable")
                 if not retryable:
-                    raise CallError(str(e)) from e
+                    raise _call_error(e) from e
                 last = e
                 tried.add(instance.session.id)
             except RequestError as e:
-                raise CallError(str(e)) from e
+                raise _call_error(e) from e
             finally:
                 await self._release(instance)
-        raise CallError(str(last)) from last
+        assert last is not None
+        raise _call_error(last) from last
 
     async def all(
         self, message: Any, timeout: float | None = None, reply_type: type | None = None, type_name: str | None = None
@@ -263,6 +280,31 @@ class Caller:
             except Exception as e:  # a send's errors are the entry's
                 answers.append(Answer(i, error=e))
         return answers
+
+    def later(self, delay: float, message: Any, **options: Any) -> "asyncio.Task[Any]":
+        """Makes the call with :meth:`one` ``delay`` seconds from now; the task's result is the
+        reply (or its :class:`CallError`). Cancelling the task before then means no call."""
+
+        async def run() -> Any:
+            await asyncio.sleep(max(0.0, delay))
+            return await self.one(message, **options)
+
+        return asyncio.ensure_future(run())
+
+    async def every(self, period: float, message: Any, **options: Any) -> AsyncIterator[Any]:
+        """Makes the call with :meth:`one` every ``period`` seconds, the first at once, and
+        yields each reply (or the :class:`CallError` in its place) until the loop that reads
+        it stops. A period that passes while a call waits is not made up for."""
+        loop = asyncio.get_running_loop()
+        period = max(period, 0.001)
+        due = loop.time()
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due = max(due + period, loop.time())
+            try:
+                yield await self.one(message, **options)
+            except CallError as e:
+                yield e
 
     async def close(self) -> None:
         """Stops following the subscription (and clears it)."""

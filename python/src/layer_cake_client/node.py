@@ -4,20 +4,21 @@ the sessions between them (``docs/protocol.md`` is the contract this follows).""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from . import attach
+from . import attach, secure
 from .attach import Attachments, PubInfo
 from .handles import Available, Delivered, Dropped, Publication, Status, Subscription
 from .peer import Connection
 from .scope import Scope, Search, valid_name
 from .session import Session
 from .uplink import Uplink
-from .wire import ProtocolError, greet, hello
+from .wire import ProtocolError, greet, hello, is_loopback
 
 if TYPE_CHECKING:
     from .caller import Caller
@@ -53,6 +54,7 @@ def directory_from_env(value: str | None) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+
 class _SubSession:
     """A session this process opens as a subscriber, from its Open to its end."""
 
@@ -72,20 +74,29 @@ class Node:
     else host-cake at 127.0.0.1:54195.
     """
 
-    def __init__(self, directory: Any = "env", name: str | None = None) -> None:
+    def __init__(self, directory: Any = "env", name: str | None = None, secret: Any = "env") -> None:
         if directory == "env":
             self._directory = directory_from_env(os.environ.get("LC_DIRECTORY"))
         elif isinstance(directory, str):
             self._directory = directory_from_env(directory)
         else:
             self._directory = directory
+        #: The LAN's secret (``secret``: 32 bytes, a secret file's path, ``None``, or left out
+        #: for ``LC_SECRET_FILE``): sessions with other hosts are encrypted with it.
+        if secret == "env":
+            self._secret = secure.secret_from_env()
+        elif isinstance(secret, (str, os.PathLike)):
+            self._secret = secure.read_secret(secret)
+        else:
+            self._secret = secret
         #: This process's id, fixed for its life.
         self.id = str(uuid.uuid4())
         #: Its readable name (the script's base name by default).
         self.name = name or os.path.basename(sys.argv[0] or "python") or "python"
-        self._uplink = Uplink(self, *self._directory) if self._directory else None
+        self._uplink = Uplink(self, *self._directory, self._secret) if self._directory else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.base_events.Server | None = None
+        self._wide: asyncio.base_events.Server | None = None
         self.session_addr = ""
         self._pubs: dict[str, Publication] = {}
         self._pub_info: dict[str, PubInfo] = {}
@@ -132,8 +143,9 @@ class Node:
             self._clear(s)
         for conn in list(self._inbound) + [c for c in self._outbound.values() if isinstance(c, Connection)]:
             conn.end("the node stopped")
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._wide):
+            if server is not None:
+                server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -156,7 +168,8 @@ class Node:
             raise PublishError(f"{name!r} is already published by this process")
         ident = str(uuid.uuid4())
         publication = Publication(self, ident, name, scope)
-        info = {"id": ident, "name": name, "scope": str(scope), "process": self.id, "addr": self.session_addr}
+        addr = self.session_addr if scope < Scope.LAN else await self._listen_wide()
+        info = {"id": ident, "name": name, "scope": str(scope), "process": self.id, "addr": addr}
         self._pubs[ident] = publication
         self._pub_info[ident] = info
         for sub, search in self._searches.items():
@@ -180,6 +193,12 @@ class Node:
         elif scope > Scope.PROCESS and self._uplink is not None:
             self._uplink.send({"Publish": info})
         return publication
+
+    async def _listen_wide(self) -> str:
+        """Where LAN publications take sessions: every interface (``0.0.0.0:port``)."""
+        if self._wide is None:
+            self._wide = await asyncio.start_server(self._accept, "0.0.0.0", 0)
+        return f"0.0.0.0:{self._wide.sockets[0].getsockname()[1]}"
 
     def _parent_answers(self) -> bool:
         return self._uplink is not None and (self._uplink.up.is_set() or not self._uplink.unreachable)
@@ -329,23 +348,29 @@ class Node:
     async def _dial(self, publisher: PubInfo) -> None:
         process = publisher["process"]
         host, _, port = publisher["addr"].rpartition(":")
-        if host in ("0.0.0.0", "[::]"):
+        host = host.strip("[]")
+        if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
+        far = not is_loopback(host)
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), OPEN_TIMEOUT)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), OPEN_TIMEOUT)
         except (OSError, ValueError, asyncio.TimeoutError) as e:
             self._dial_failed(process, f"could not connect to {publisher['addr']}: {e}")
             return
         try:
+            if far and self._secret is not None:
+                reader = writer = await secure.connect(reader, writer, self._secret)  # type: ignore[assignment]
             theirs = await greet(reader, writer, hello("process", self.id, self.name), first=True)
             if theirs["id"] != process:
                 raise ProtocolError(f"{publisher['addr']} is process {theirs['id']}, not the publisher's {process}")
-        except (ProtocolError, OSError) as e:
+        except (ProtocolError, secure.HandshakeError, OSError, asyncio.IncompleteReadError) as e:
             writer.close()
             self._dial_failed(process, str(e))
             return
         waiting = self._outbound.get(process)
-        conn = Connection(self, reader, writer, process, str(theirs.get("name", "")), outbound=True)
+        conn = Connection(
+            self, reader, writer, process, str(theirs.get("name", "")), outbound=True, far=far, peer_addr=f"{host}:{port}"
+        )
         self._outbound[process] = conn
         for session in waiting if isinstance(waiting, list) else []:
             if session in self._held:
@@ -433,13 +458,20 @@ class Node:
                 publication.events.push(Dropped(session.id, session.name, session.matched_at, conn.remote_id, text))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        far = not is_loopback(str(peer[0]))
         try:
+            if far and self._secret is not None:
+                reader = writer = await secure.accept(reader, writer, self._secret)  # type: ignore[assignment]
             theirs = await greet(reader, writer, hello("process", self.id, self.name), first=False)
-        except (ProtocolError, OSError) as e:
-            log.info("refused a session connection: %s", e)
+        except (ProtocolError, secure.HandshakeError, OSError, asyncio.IncompleteReadError) as e:
+            log.info("refused a session connection from %s: %s", peer[0], e)
             writer.close()
             return
-        conn = Connection(self, reader, writer, theirs["id"], str(theirs.get("name", "")), outbound=False)
+        conn = Connection(
+            self, reader, writer, theirs["id"], str(theirs.get("name", "")), outbound=False, far=far,
+            peer_addr=f"{peer[0]}:{peer[1]}",
+        )
         self._inbound.add(conn)
         # (Not one of the node's tasks: it ends when `close` ends its connection.)
         await conn.run()
@@ -453,7 +485,9 @@ class Node:
         elif len(conn.sessions) >= SESSIONS_PER_CONNECTION:
             reason = f"too many sessions on one connection (at most {SESSIONS_PER_CONNECTION})"
         elif publication is None or publication.name != f.get("name"):
-            reason = f"no publication {f.get('name')!r} here (retracted?)"
+            reason = f"no publication {json.dumps(f.get('name'))} here (retracted?)"
+        elif conn.far and publication.scope < Scope.LAN:
+            reason = f"{json.dumps(publication.name)} is published at {publication.scope} scope: not reachable from other hosts"
         else:
             at = Scope.parse(f.get("at", "PROCESS"))
             conn.write({"Opened": {"session": session}})

@@ -24,6 +24,11 @@ log = logging.getLogger("layer_cake_client")
 OUTBOX = 4 << 20
 #: How long a sender waits for room.
 SEND_TIMEOUT = 10.0
+#: Between hosts: a heartbeat after this long with nothing sent...
+HEARTBEAT_EVERY = 1.0
+#: ...and the end of the connection after this long with nothing heard, checked this often.
+HEARTBEAT_SILENCE = 3.0
+HEARTBEAT_CHECK = 0.5
 
 
 class Connection:
@@ -37,6 +42,8 @@ class Connection:
         remote_id: str,
         remote_name: str,
         outbound: bool,
+        far: bool = False,
+        peer_addr: str = "",
     ) -> None:
         self._node = node
         self._reader = reader
@@ -51,6 +58,13 @@ class Connection:
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._next_corr = 0
         self.closed = False
+        #: The peer is on another host (heartbeats; only LAN publications may be opened).
+        self.far = far
+        #: The other end's address (``ip:port``).
+        self.peer_addr = peer_addr
+        loop = asyncio.get_running_loop()
+        self._last_sent = self._last_heard = loop.time()
+        self._heartbeat = asyncio.ensure_future(self._beat()) if far else None
 
     # Writing.
 
@@ -58,11 +72,12 @@ class Connection:
         """Queues a frame (control frames: they never wait for room)."""
         if not self.closed:
             self._writer.write(frame(message))
+            self._last_sent = asyncio.get_running_loop().time()
 
     async def _write_with_room(self, message: Any, timeout: float) -> None:
         if self.closed:
             raise SendError("the connection is closed")
-        self._writer.write(frame(message))
+        self.write(message)
         if self._writer.transport.get_write_buffer_size() > OUTBOX:
             try:
                 await asyncio.wait_for(self._writer.drain(), timeout)
@@ -132,6 +147,8 @@ class Connection:
                 message = await read_frame(self._reader, MAX_SESSION_FRAME)
                 if message is None:
                     break
+                if self.far:
+                    self._last_heard = asyncio.get_running_loop().time()
                 await self._dispatch(message)
         except ProtocolError as e:
             reason = f"bad frame: {e}"
@@ -146,6 +163,8 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         self._writer.close()
         for future in self._pending.values():
             if not future.done():
@@ -156,6 +175,20 @@ class Connection:
         for session, _ in sessions.values():
             session.closed = True
         self._node._connection_lost(self, list(sessions.values()), reason)
+
+    async def _beat(self) -> None:
+        """Between hosts: a heartbeat after 1 s with nothing sent; the end after 3 s heard
+        from the peer (checked every 0.5 s)."""
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            await asyncio.sleep(HEARTBEAT_CHECK)
+            now = loop.time()
+            if now - self._last_heard > HEARTBEAT_SILENCE:
+                log.warning("no heartbeat from %s for %gs", self.remote_name, HEARTBEAT_SILENCE)
+                self.end(f"no heartbeat from the peer for {HEARTBEAT_SILENCE:g}s")
+                return
+            if now - self._last_sent >= HEARTBEAT_EVERY:
+                self.write("Heartbeat")
 
     async def _dispatch(self, message: Any) -> None:
         tag, f = tagged(message)

@@ -91,6 +91,11 @@ class Session:
         return self._conn.remote_id
 
     @property
+    def peer_addr(self) -> str:
+        """The other end's address, ``ip:port``."""
+        return self._conn.peer_addr
+
+    @property
     def peer_name(self) -> str:
         """The other process's name, from its greeting."""
         return self._conn.remote_name

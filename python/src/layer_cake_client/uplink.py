@@ -7,12 +7,14 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-from .wire import MAX_DIRECTORY_FRAME, ProtocolError, frame, greet, hello, read_frame, tagged
+from . import secure
+from .wire import MAX_DIRECTORY_FRAME, ProtocolError, frame, greet, hello, is_loopback, read_frame, tagged
 
 if TYPE_CHECKING:
     from .node import Node
 
 log = logging.getLogger("layer_cake_client")
+
 
 #: The first wait before reconnecting, and the longest.
 BACKOFF_FIRST = 0.02
@@ -24,10 +26,14 @@ class Uplink:
     node's life: each time it connects it registers every listing that reaches past the
     process again, and when it drops, every route that came over it is gone."""
 
-    def __init__(self, node: "Node", host: str, port: int) -> None:
+    def __init__(self, node: "Node", host: str, port: int, secret: bytes | None = None) -> None:
         self._node = node
         self.host = host
         self.port = port
+        self._secret = secret
+        #: The directory is on another host (lan-cake joined directly): heartbeats, and the
+        #: LAN's encryption when there is a secret.
+        self.far = not is_loopback(host)
         self._writer: asyncio.StreamWriter | None = None
         #: Connected and greeted.
         self.up = asyncio.Event()
@@ -57,7 +63,10 @@ class Uplink:
                 await asyncio.sleep(backoff * random.uniform(0.9, 1.1))
                 backoff = min(backoff * 2, BACKOFF_MOST)
                 continue
+            beat = None
             try:
+                if self.far and self._secret is not None:
+                    reader = writer = await secure.connect(reader, writer, self._secret)  # type: ignore[assignment]
                 theirs = await greet(
                     reader, writer, hello("process", self._node.id, self._node.name), first=True
                 )
@@ -67,17 +76,23 @@ class Uplink:
                 self._writer = writer
                 self.up.set()
                 self._node._parent_up()
+                heard = [asyncio.get_running_loop().time()]
+                if self.far:
+                    beat = asyncio.ensure_future(self._beat(writer, heard))
                 while True:
                     message = await read_frame(reader, MAX_DIRECTORY_FRAME)
                     if message is None:
                         break
+                    heard[0] = asyncio.get_running_loop().time()
                     tag, fields = tagged(message)
                     self._node._from_parent(tag, fields)
-            except ProtocolError as e:
-                log.warning("the directory link broke the protocol: %s", e)
-            except (OSError, ConnectionError) as e:
+            except (ProtocolError, secure.HandshakeError) as e:
+                log.warning("the directory link failed: %s", e)
+            except (OSError, ConnectionError, asyncio.IncompleteReadError) as e:
                 log.info("the directory link ended: %s", e)
             finally:
+                if beat is not None:
+                    beat.cancel()
                 was_up = self.up.is_set()
                 self.up.clear()
                 self._writer = None
@@ -86,3 +101,19 @@ class Uplink:
                     self._node._parent_down()
             await asyncio.sleep(backoff * random.uniform(0.9, 1.1))
             backoff = min(backoff * 2, BACKOFF_MOST)
+
+    async def _beat(self, writer: Any, heard: list[float]) -> None:
+        """To a directory on another host: a heartbeat each second; the link ends after 3 s
+        with nothing heard."""
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        while True:
+            await asyncio.sleep(0.5)
+            now = loop.time()
+            if now - heard[0] > 3.0:
+                log.warning("no heartbeat from the directory for 3s")
+                writer.close()
+                return
+            if now - sent >= 1.0:
+                writer.write(frame("Heartbeat"))
+                sent = now

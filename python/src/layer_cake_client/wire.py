@@ -8,6 +8,7 @@ message is an object with one key, its name (``{"Opened": {"session": 1}}``); th
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import struct
 from typing import Any
@@ -119,3 +120,12 @@ async def greet(
     if not first:
         writer.write(frame(mine))
     return fields
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address) is this host's loopback: connections to it are never
+    encrypted and carry no heartbeats."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -215,7 +215,46 @@ impl Directory {
                     self.send_down(asker, Down::Sessions { query, sessions });
                 }
             }
-            frame => self.engine.on_child_frame(link, frame, &mut self.out),
+            frame => {
+                if let Some(refusal) = self.someone_elses(link, &frame) {
+                    self.send_down(link, refusal);
+                    return;
+                }
+                self.engine.on_child_frame(link, frame, &mut self.out)
+            }
+        }
+    }
+
+    /// A process (not a directory, which passes on its children's) may list only for itself:
+    /// the refusal of a `Publish` or `Subscribe` naming another process than its greeting did.
+    fn someone_elses(&self, link: LinkId, frame: &Up) -> Option<Down> {
+        let hello = &self.links.get(&link)?.hello;
+        if hello.kind != PeerKind::Process {
+            return None;
+        }
+        let at = self.config.scope;
+        let reason = |process: ProcessId| {
+            let reason = format!(
+                "the listing is for process {process}, not this connection's {}",
+                hello.id
+            );
+            warn!(link, peer = %hello.name, %reason, "refused a listing made for another process");
+            reason
+        };
+        match frame {
+            Up::Publish(info) if info.process != hello.id => Some(Down::PubStatus {
+                id: info.id,
+                at,
+                state: PubState::Refused {
+                    reason: reason(info.process),
+                },
+            }),
+            Up::Subscribe(info) if info.process != hello.id => Some(Down::SubRefused {
+                id: info.id,
+                at,
+                reason: reason(info.process),
+            }),
+            _ => None,
         }
     }
 
