@@ -41,8 +41,12 @@ impl Output {
             for line in lines {
                 log.push(at, pid, line);
             }
+            let lines_before = log.lost();
             if let Err(e) = log.flush() {
-                tracing::warn!(role = %self.role, error = %e, "cannot write the role's log");
+                // Once per spell of failures, not once per line.
+                if lines_before == 0 {
+                    tracing::warn!(role = %self.role, error = %e, "cannot write the role's log; its lines are counted until it can");
+                }
             }
         }
         if self.echo {

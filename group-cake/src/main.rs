@@ -44,6 +44,10 @@ struct Cli {
     /// How long roles get to end after SIGTERM before they are killed, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     grace_ms: u64,
+    /// (Internal) the home's run lock, handed over by `layer-cake start` or `run` as this
+    /// open descriptor.
+    #[arg(long, hide = true, requires = "home", value_name = "FD")]
+    run_lock_fd: Option<i32>,
     /// (Internal) run as the sentinel that ends the roles if group-cake dies.
     #[arg(long, hide = true)]
     sentinel: bool,
@@ -64,7 +68,7 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("group-cake: {e:#}");
+            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("group-cake: {e:#}\n"));
             std::process::exit(1);
         }
     }
@@ -87,7 +91,21 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
     let prepared = match &cli.home {
         Some(path) => {
             let home = Home::open(path)?;
-            let lock = home.lock()?;
+            let lock = match cli.run_lock_fd {
+                // SAFETY: the descriptor was left open across exec by the process that started
+                // this one, for this alone; nothing else in this process knows of it or owns
+                // it. `adopt_lock` checks it is the home's lock file.
+                Some(fd) => home.adopt_lock(unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                })?,
+                None => home.lock()?,
+            };
+            lock.set_holder(std::process::id())?;
+            match home.close_unrecorded_runs(&lock) {
+                Ok(0) => {}
+                Ok(closed) => tracing::warn!(runs = closed, "the last composite ended without recording how its roles ended; their runs are marked so"),
+                Err(e) => tracing::warn!(error = %e, "cannot mark the runs the last composite did not record"),
+            }
             let group = home.group()?;
             let roles = home.select(&cli.roles)?;
             if roles.is_empty() {

@@ -444,9 +444,13 @@ impl Supervisor {
                 RoleState::Failed => " (failed: restart limit reached)",
                 _ => "",
             };
-            eprintln!(
-                "{:width$}  {outcome}, {} restarts{state}",
-                role.name, role.status.restarts
+            // (Never fails: stderr may be a log file on a full disk.)
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!(
+                    "{:width$}  {outcome}, {} restarts{state}\n",
+                    role.name, role.status.restarts
+                ),
             );
         }
     }

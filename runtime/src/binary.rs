@@ -17,12 +17,48 @@ impl LogArgs {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .or_else(|_| tracing_subscriber::EnvFilter::try_new(&self.debug_level))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(|| LossyStderr)
+            .with_ansi(colour)
             .with_target(false)
+            .log_internal_errors(false)
             .try_init();
+    }
+}
+
+/// Log lines that could not be written since the last one that was.
+static LOST_LINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Writes log lines to stderr, never failing: a line that cannot be written (stderr is a file
+/// on a full disk) is counted, and the next line that can be is preceded by how many were
+/// lost. A process whose log cannot be written goes on running.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let mut err = std::io::stderr().lock();
+        let lost = LOST_LINES.load(Ordering::Relaxed);
+        let written = if lost > 0 {
+            let note =
+                format!("\n{lost} log lines were lost: they could not be written (the disk was full?)\n");
+            err.write_all(note.as_bytes()).and_then(|()| err.write_all(line))
+        } else {
+            err.write_all(line)
+        };
+        match written {
+            Ok(()) if lost > 0 => LOST_LINES.fetch_sub(lost, Ordering::Relaxed),
+            Ok(()) => 0,
+            Err(_) => LOST_LINES.fetch_add(1, Ordering::Relaxed),
+        };
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -96,9 +96,13 @@ impl BoundDirectory {
             std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e} ({why})"))
         })?;
         let bound = listener.local_addr()?;
-        println!("listening {bound}");
-        use std::io::Write;
-        std::io::stdout().flush()?;
+        // Never fails: a stdout that cannot be written (a log file on a full disk) must not
+        // stop the directory.
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening {bound}").and_then(|()| out.flush());
+        }
         let mut config = DirectoryConfig::new(scope, name);
         config.parent = args.connect_to_directory.or(default_parent);
         config.handshake_timeout = std::time::Duration::from_millis(args.handshake_timeout_ms);

@@ -33,6 +33,15 @@ impl TestHome {
         }
     }
 
+    /// An empty folder made inside `parent` (a file system of the test's own, say).
+    pub fn in_folder(parent: &Path) -> TestHome {
+        bin("layer-cake");
+        TestHome {
+            dir: tempfile::tempdir_in(parent).expect("a folder in the given one"),
+            extra_pids: Vec::new(),
+        }
+    }
+
     /// The folder.
     pub fn dir(&self) -> &Path {
         self.dir.path()

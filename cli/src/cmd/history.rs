@@ -25,7 +25,14 @@ impl History {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let home = Home::open(home_path)?;
         home.role(&self.role)?;
-        let runs = home.history(&self.role)?;
+        let mut runs = home.history(&self.role)?;
+        // A run with no end while nothing runs the home ended unrecorded (its group-cake was
+        // killed); the next start records it so, and until then it is shown so.
+        if home.holder()?.is_none() {
+            if let Some(last) = runs.last_mut().filter(|r| r.end.is_none() && r.outcome.is_none()) {
+                last.outcome = Some(layer_cake::home::run::unrecorded(last.pid));
+            }
+        }
         let first = runs.len().saturating_sub(self.count.unwrap_or(usize::MAX));
         if self.json {
             println!("{}", serde_json::to_string_pretty(&runs[first..])?);
@@ -47,6 +54,7 @@ impl History {
                     ),
                     outcome.to_string(),
                 ),
+                (None, Some(outcome)) => ("?".to_string(), outcome.to_string()),
                 _ => ("-".to_string(), format!("running (pid {})", run.pid.unwrap_or(0))),
             };
             let returned = run.returned.as_ref().map_or(String::new(), |v| v.to_string());

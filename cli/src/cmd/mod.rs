@@ -132,15 +132,18 @@ pub fn group_cake() -> PathBuf {
 /// The group-cake command line that runs `searches` of `home` as a composite.
 pub fn group_cake_command(
     home: &Path,
+    lock: &layer_cake::home::run::RunLock,
     searches: &[String],
     main_role: Option<&str>,
     grace_ms: u64,
     foreground: bool,
-) -> std::process::Command {
+) -> Result<std::process::Command> {
     let mut command = std::process::Command::new(group_cake());
     command
         .arg("--home")
         .arg(home)
+        .arg("--run-lock-fd")
+        .arg(lock.hand_over()?.to_string())
         .arg("--grace-ms")
         .arg(grace_ms.to_string());
     if foreground {
@@ -150,7 +153,7 @@ pub fn group_cake_command(
         command.arg("--main-role").arg(main);
     }
     command.arg("--").args(searches);
-    command
+    Ok(command)
 }
 
 /// Checks that a `--main-role` given on the command line is among the roles to run.

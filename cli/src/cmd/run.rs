@@ -32,15 +32,19 @@ impl Run {
         let home = Home::open(home_path)?;
         let roles = select_existing(&home, &self.search)?;
         check_main_role(self.main_role.as_deref(), &roles)?;
-        home.lock()?;
+        // Held from here on, and handed over: this process becomes group-cake.
+        let lock = home.lock()?;
+        home.check_room()?;
+        lock.set_holder(std::process::id())?;
         // group-cake takes over this process: signals, exit status and all.
         let error = group_cake_command(
             home.path(),
+            &lock,
             &self.search,
             self.main_role.as_deref(),
             self.grace_ms,
             true,
-        )
+        )?
         .exec();
         Err(anyhow!("cannot run {}: {error}", super::group_cake().display()))
     }

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use layer_cake::home::run::CompositeState;
 use layer_cake::home::Home;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -35,7 +35,15 @@ impl Start {
         let home = Home::open(home_path)?;
         let roles = select_existing(&home, &self.search)?;
         check_main_role(self.main_role.as_deref(), &roles)?;
-        drop(home.lock()?);
+        // Held from here on, and handed over to group-cake: a `stop` or another `start` sees
+        // the home running from this moment, and the process to signal.
+        let lock = home.lock()?;
+        home.check_room()
+            .with_context(|| format!("cannot start {}", home.path().display()))?;
+        // No holder yet (0: `stop` waits for group-cake's pid; it never signals this process),
+        // and a full disk is found out here, before anything starts.
+        lock.set_holder(0)
+            .with_context(|| format!("cannot start {}", home.path().display()))?;
         let log_path = home.run_dir().join("group-cake.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -44,11 +52,12 @@ impl Start {
             .with_context(|| log_path.display().to_string())?;
         let mut child = group_cake_command(
             home.path(),
+            &lock,
             &self.search,
             self.main_role.as_deref(),
             self.grace_ms,
             false,
-        )
+        )?
         // Its own process group: the terminal's Ctrl-C and hang-up are not for it.
         .process_group(0)
         .stdin(Stdio::null())
@@ -57,6 +66,9 @@ impl Start {
         .spawn()
         .map_err(|e| anyhow!("cannot start {}: {e}", super::group_cake().display()))?;
         let pid = child.id();
+        lock.set_holder(pid)?;
+        // (Closing this end does not let the lock go: group-cake holds the same open file.)
+        drop(lock);
         let mut exited = None;
         let up = wait_until(READY, || {
             if let Some(status) = child.try_wait()? {
@@ -70,6 +82,10 @@ impl Start {
                 .is_some_and(|s| s.pid == pid && s.state == CompositeState::Running))
         })?;
         if let Some(status) = exited {
+            // Told to stop (`layer-cake stop`) before it was up: it stopped, as asked.
+            if status.success() || status.signal() == Some(nix::libc::SIGTERM) {
+                bail!("stopped while starting (group-cake pid {pid} was asked to stop)");
+            }
             bail!(
                 "group-cake ended at once ({status}); its log ({}) ends with:\n{}",
                 log_path.display(),

@@ -23,23 +23,24 @@ pub struct Stop {
 impl Stop {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let home = Home::open(home_path)?;
-        let Some(status) = home.running()? else {
+        // The process that holds the run lock now (as the lock file names it), however far
+        // it has got with starting: never a pid from an older run's status.
+        let Some(pid) = home.holder()? else {
             bail!("{} is not running", home.path().display());
         };
-        match kill(Pid::from_raw(status.pid as i32), Signal::SIGTERM) {
+        match kill(Pid::from_raw(pid as i32), Signal::SIGTERM) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => bail!("cannot signal group-cake (pid {}): {e}", status.pid),
+            Err(e) => bail!("cannot signal group-cake (pid {pid}): {e}"),
         }
         let timeout = Duration::from_secs(self.timeout);
         // The lock is let go as group-cake ends; "stopped" means the process is gone too.
-        if !wait_until(timeout, || Ok(!home.is_running()? && process_ended(status.pid)))? {
+        if !wait_until(timeout, || Ok(!home.is_running()? && process_ended(pid)))? {
             bail!(
-                "group-cake (pid {}) is still stopping after {timeout:?}; see {}",
-                status.pid,
+                "group-cake (pid {pid}) is still stopping after {timeout:?}; see {}",
                 home.run_dir().join("group-cake.log").display()
             );
         }
-        println!("stopped (group-cake pid {})", status.pid);
+        println!("stopped (group-cake pid {pid})");
         Ok(())
     }
 }

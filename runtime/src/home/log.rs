@@ -56,6 +56,10 @@ pub struct LogWriter {
     len: u64,
     cap: u64,
     buf: Vec<u8>,
+    /// Lines in `buf`.
+    pending: u64,
+    /// Lines that could not be written (a full disk) since the last write that worked.
+    lost: u64,
 }
 
 impl LogWriter {
@@ -72,6 +76,8 @@ impl LogWriter {
             len,
             cap: cap.max(1),
             buf: Vec::with_capacity(4096),
+            pending: 0,
+            lost: 0,
         })
     }
 
@@ -84,14 +90,40 @@ impl LogWriter {
         self.buf
             .extend(text.bytes().map(|b| if b == b'\n' { b' ' } else { b }));
         self.buf.push(b'\n');
+        self.pending += 1;
+    }
+
+    /// Lines that could not be written since the last write that worked.
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 
     /// Writes what was pushed in one write, then moves the file aside if it passed the cap.
+    ///
+    /// Lines that cannot be written (a full disk) are dropped, not kept: they are counted
+    /// ([`lost`](Self::lost)), and the first write that works again begins with a line that
+    /// says how many were lost.
     pub fn flush(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.buf)?;
+        if self.lost > 0 {
+            // (On a line of its own: the failed write may have left half a line.)
+            let note = format!(
+                "\n{} 0 --- {} lines of output were lost: they could not be written (the disk was full?)\n",
+                Timestamp::now(),
+                self.lost
+            );
+            self.buf.splice(0..0, note.into_bytes());
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            self.lost += self.pending;
+            self.pending = 0;
+            self.buf.clear();
+            return Err(e);
+        }
+        self.lost = 0;
+        self.pending = 0;
         self.len += self.buf.len() as u64;
         self.buf.clear();
         if self.len >= self.cap {

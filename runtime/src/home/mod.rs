@@ -73,30 +73,49 @@ pub enum HomeError {
         reason: String,
     },
     /// The home is being run by a group-cake.
-    #[error("{} is running (group-cake pid {}); stop it first with `layer-cake stop`", home.display(), pid.map_or("unknown".to_string(), |p| p.to_string()))]
+    #[error("{} is running ({}); stop it first with `layer-cake stop`", home.display(), pid.map_or("starting now".to_string(), |p| format!("group-cake pid {p}")))]
     Running {
         /// The home.
         home: PathBuf,
         /// The group-cake running it, if known.
         pid: Option<u32>,
     },
+    /// The home's composite is starting (its status is not written yet).
+    #[error("{} is starting (group-cake pid {pid}); try again in a moment, or stop it with `layer-cake stop`", home.display())]
+    Starting {
+        /// The home.
+        home: PathBuf,
+        /// The process starting it.
+        pid: u32,
+    },
     /// Roles that a command would change are running.
     #[error("{} running: stop {} first", match .0.len() { 1 => format!("role {} is", .0[0]), _ => format!("roles {} are", .0.join(", ")) }, if .0.len() == 1 { "it" } else { "them" })]
     RolesRunning(Vec<String>),
     /// The file system refused.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (in the message, so not also given as its source).
+        error: std::io::Error,
+    },
+    /// The disk holding the home is full.
+    #[error("the disk is full: cannot write {path}; free some space, then try again")]
+    DiskFull {
+        /// What could not be written.
+        path: PathBuf,
     },
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
-    move |source| HomeError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |error| match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => HomeError::DiskFull {
+            path: path.to_path_buf(),
+        },
+        _ => HomeError::Io {
+            path: path.to_path_buf(),
+            error,
+        },
     }
 }
 
@@ -161,7 +180,9 @@ impl Home {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
             let entry = entry.map_err(io_error(&dir))?;
-            if entry.path().join(ROLE_FILE).is_file() {
+            // (A name starting with '.' is no role's: `add`'s scratch folder, say.)
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if !hidden && entry.path().join(ROLE_FILE).is_file() {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
@@ -202,12 +223,40 @@ impl Home {
                 return Err(HomeError::RoleExists(name.clone()));
             }
         }
-        for name in names {
-            let dir = self.role_dir(name);
-            std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-            files::write_json(&dir.join(ROLE_FILE), settings)?;
+        for (made, name) in names.iter().enumerate() {
+            if let Err(e) = self.add_one(name, settings) {
+                // All or nothing: no folder is left behind that `add` would call taken and
+                // `list` would not show.
+                for done in &names[..=made] {
+                    let _ = std::fs::remove_dir_all(self.role_dir(done));
+                }
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// One role's folder and settings, made in a scratch folder and renamed into place, so a
+    /// role folder exists only with its settings in it.
+    fn add_one(&self, name: &str, settings: &RoleSettings) -> Result<(), HomeError> {
+        let dir = self.role_dir(name);
+        let parent = dir.parent().expect("a role folder has a parent");
+        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+        let scratch = parent.join(format!(".adding-{name}-{}", std::process::id()));
+        let made = std::fs::create_dir(&scratch)
+            .map_err(io_error(&scratch))
+            .and_then(|()| files::write_json(&scratch.join(ROLE_FILE), settings))
+            .and_then(|()| std::fs::rename(&scratch, &dir).map_err(io_error(&dir)));
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        // (Named as the user knows it, not the scratch folder.)
+        made.map_err(|e| match e {
+            HomeError::DiskFull { .. } => HomeError::DiskFull {
+                path: dir.join(ROLE_FILE),
+            },
+            e => e,
+        })
     }
 
     /// Replaces one role's settings.

@@ -16,12 +16,17 @@
 use super::files::{read_json, write_json_with};
 use super::{io_error, Home, HomeError};
 use jiff::Timestamp;
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// How long a new holder of the run lock may take to record itself (and its status).
+const HOLDER_RECORDED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The room a composite needs on its home's disk to start.
+pub const ROOM_TO_START: u64 = 256 * 1024;
 
 /// How many runs a role's history keeps.
 pub const HISTORY_LEN: usize = 50;
@@ -33,9 +38,43 @@ const HISTORY_FILE: &str = "history.json";
 const RETURNED_FILE: &str = "returned.json";
 
 /// Held by the group-cake running a home; released when it ends, however it ends.
+///
+/// The lock file also names the holder's process id (written by whoever takes the lock, as
+/// soon as it knows it), so `stop` signals the process that holds the lock now, never the one
+/// an old status file names. `layer-cake start` takes the lock before it starts group-cake
+/// and hands it over ([`hand_over`](Self::hand_over), [`Home::adopt_lock`]): from the
+/// moment `start` is typed, the home is running.
 #[derive(Debug)]
 pub struct RunLock {
-    _lock: Flock<File>,
+    /// The lock file, locked (`flock`: the lock belongs to the open file, so it lasts while any
+    /// process holds a descriptor of it; closing one does not let it go while another is open).
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Records `pid` as the holder (0: not known yet): written in place, at a fixed width, so
+    /// that writing it again (the next holder) needs no new room on the disk.
+    pub fn set_holder(&self, pid: u32) -> Result<(), HomeError> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .write_all_at(format!("{pid:<10}\n").as_bytes(), 0)
+            .map_err(io_error(&self.path))
+    }
+
+    /// Lets a child process inherit the lock: the descriptor (which the child takes with
+    /// [`Home::adopt_lock`]) stays open across `exec`. The lock is held until every process
+    /// that has it has let it go.
+    pub fn hand_over(&self) -> Result<std::os::fd::RawFd, HomeError> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        fcntl(&self.file, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| HomeError::Io {
+            path: self.path.clone(),
+            error: e.into(),
+        })?;
+        Ok(fd)
+    }
 }
 
 /// The composite as a whole.
@@ -96,6 +135,12 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Its end was not recorded: the group-cake that ran it ended first (killed itself, say);
+    /// the next run of the home found it so.
+    Unrecorded {
+        /// What is known.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -105,6 +150,7 @@ impl Outcome {
             Outcome::Exited { code } => *code,
             Outcome::Signalled { signal, .. } => 128 + signal,
             Outcome::NotStarted { .. } => 127,
+            Outcome::Unrecorded { .. } => 255,
         }
     }
 
@@ -120,6 +166,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Exited { code } => write!(f, "exited {code}"),
             Outcome::Signalled { name, .. } => write!(f, "killed by {name}"),
             Outcome::NotStarted { reason } => write!(f, "not started: {reason}"),
+            Outcome::Unrecorded { reason } => write!(f, "end not recorded: {reason}"),
         }
     }
 }
@@ -202,16 +249,98 @@ impl Home {
 
     /// Takes the run lock, or says who holds it.
     pub fn lock(&self) -> Result<RunLock, HomeError> {
-        match Flock::lock(self.lock_file()?, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(RunLock { _lock: lock }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(HomeError::Running {
-                home: self.path.clone(),
-                pid: self.status().ok().flatten().map(|s| s.pid),
-            }),
-            Err((_, e)) => Err(HomeError::Io {
+        let file = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock {
+                file,
                 path: self.run_dir().join(LOCK_FILE),
-                source: e.into(),
             }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(HomeError::Running {
+                home: self.path.clone(),
+                pid: self.recorded_holder(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(HomeError::Io {
+                path: self.run_dir().join(LOCK_FILE),
+                error: e,
+            }),
+        }
+    }
+
+    /// Fails with [`HomeError::DiskFull`] when the disk holding the home has less room than a
+    /// composite needs to start (its status, its roles' first log lines): [`ROOM_TO_START`].
+    pub fn check_room(&self) -> Result<(), HomeError> {
+        let Ok(fs) = nix::sys::statvfs::statvfs(&self.path) else {
+            return Ok(()); // (Not knowing is no reason to refuse.)
+        };
+        let free = fs.blocks_available().saturating_mul(fs.fragment_size());
+        if free < ROOM_TO_START {
+            return Err(HomeError::DiskFull {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes over the run lock a parent process handed over ([`RunLock::hand_over`]) as
+    /// descriptor `fd`: checked to be this home's lock file, and closed again across `exec`
+    /// (the roles must not hold it).
+    pub fn adopt_lock(&self, fd: std::os::fd::OwnedFd) -> Result<RunLock, HomeError> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::unix::fs::MetadataExt;
+        let path = self.run_dir().join(LOCK_FILE);
+        let file = File::from(fd);
+        let given = file.metadata().map_err(io_error(&path))?;
+        let ours = std::fs::metadata(&path).map_err(io_error(&path))?;
+        if (given.dev(), given.ino()) != (ours.dev(), ours.ino()) {
+            return Err(HomeError::Io {
+                path,
+                error: std::io::Error::other("the descriptor handed over is not this home's lock file"),
+            });
+        }
+        fcntl(&file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| HomeError::Io {
+            path: path.clone(),
+            error: e.into(),
+        })?;
+        // The same open file holds the lock already: taking it again cannot block.
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { file, path }),
+            Err(e) => Err(HomeError::Io {
+                path,
+                error: std::io::Error::other(format!("the lock handed over is not held: {e}")),
+            }),
+        }
+    }
+
+    /// The holder's process id as the lock file records it: `None` while not written yet
+    /// (or written as 0, by a `start` that has not started group-cake yet).
+    fn recorded_holder(&self) -> Option<u32> {
+        std::fs::read_to_string(self.run_dir().join(LOCK_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|pid| *pid != 0)
+    }
+
+    /// The process that holds the run lock now (group-cake, or `start` handing it over);
+    /// `None` when the home is not running. Waits a moment for a holder that has just taken
+    /// the lock to record itself.
+    pub fn holder(&self) -> Result<Option<u32>, HomeError> {
+        let until = std::time::Instant::now() + HOLDER_RECORDED;
+        loop {
+            if !self.is_running()? {
+                return Ok(None);
+            }
+            if let Some(pid) = self.recorded_holder() {
+                return Ok(Some(pid));
+            }
+            if std::time::Instant::now() >= until {
+                return Err(HomeError::Running {
+                    home: self.path.clone(),
+                    pid: None,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
 
@@ -227,12 +356,26 @@ impl Home {
         }
     }
 
-    /// The running composite's status; `None` when the home is not running.
+    /// The running composite's status; `None` when the home is not running. A composite
+    /// still starting (its status not yet written: the file is the last run's) is waited for a
+    /// moment, then reported as [`HomeError::Starting`].
     pub fn running(&self) -> Result<Option<Status>, HomeError> {
-        if !self.is_running()? {
-            return Ok(None);
+        let until = std::time::Instant::now() + HOLDER_RECORDED;
+        loop {
+            let Some(pid) = self.holder()? else {
+                return Ok(None);
+            };
+            match self.status()? {
+                Some(status) if status.pid == pid => return Ok(Some(status)),
+                _ if std::time::Instant::now() >= until => {
+                    return Err(HomeError::Starting {
+                        home: self.path.clone(),
+                        pid,
+                    })
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
         }
-        self.status()
     }
 
     /// The last status written (which may be of a composite that has ended).
@@ -300,8 +443,35 @@ impl Home {
         write_json_with(&self.role_dir(role).join(HISTORY_FILE), &runs, false)
     }
 
+    /// Closes every role's last run that has no end (its group-cake ended before it could
+    /// record one): marked [`Outcome::Unrecorded`]. Done by the holder of the run lock, before
+    /// it starts anything.
+    pub fn close_unrecorded_runs(&self, _held: &RunLock) -> Result<usize, HomeError> {
+        let mut closed = 0;
+        for role in self.roles()? {
+            let mut runs = self.history(&role).unwrap_or_default();
+            let Some(last) = runs.last_mut().filter(|r| r.end.is_none() && r.outcome.is_none()) else {
+                continue;
+            };
+            last.outcome = Some(unrecorded(last.pid));
+            write_json_with(&self.role_dir(&role).join(HISTORY_FILE), &runs, false)?;
+            closed += 1;
+        }
+        Ok(closed)
+    }
+
     /// The file a role's process leaves its result in.
     pub fn returned_file(&self, role: &str) -> PathBuf {
         self.role_dir(role).join(RETURNED_FILE)
+    }
+}
+
+/// What a run whose end was not recorded is marked with.
+pub fn unrecorded(pid: Option<u32>) -> Outcome {
+    Outcome::Unrecorded {
+        reason: format!(
+            "the composite ended before recording how process {} ended",
+            pid.map_or("?".to_string(), |p| p.to_string())
+        ),
     }
 }

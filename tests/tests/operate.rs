@@ -1,0 +1,231 @@
+//! Operating a composite when things go wrong: a full disk, `stop` while `start` is still
+//! starting, group-cake killed, and `start`s that race. Each was a measured failure.
+
+use layer_cake_tests::home::{alive, wait_for, TestHome};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A home with one role that prints a line every few milliseconds, for ever.
+fn chatty_home(t: &TestHome) {
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let chatty = t.script(
+        "chatty.sh",
+        "i=0\nwhile true; do echo \"line $i\"; i=$((i+1)); sleep 0.005; done",
+    );
+    t.ok(&["add", &chatty, "chatty"]);
+}
+
+/// `stop` 2 to 20 ms after `start`: it stops what is starting, at once, naming its pid, and
+/// nothing is left running (it used to signal the previous run's pid, wait its whole timeout
+/// and fail, leaving the new composite running: 14 of 20 trials).
+#[test]
+fn stop_while_start_is_starting_stops_what_is_starting() {
+    let t = TestHome::new();
+    chatty_home(&t);
+    // A run before, so that an old status (with an old pid) is there to be misread.
+    t.ok(&["start"]);
+    t.ok(&["stop"]);
+    for trial in 0..20u64 {
+        let start = t
+            .command(&["start"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start runs");
+        // The user's own timing: the stop comes this long after the start.
+        std::thread::sleep(Duration::from_millis(2 + trial % 19));
+        let stop = t.command(&["stop", "--timeout", "10"]).output().unwrap();
+        let said = String::from_utf8_lossy(&stop.stdout).to_string() + &String::from_utf8_lossy(&stop.stderr);
+        let start = start.wait_with_output().unwrap();
+        let start_said =
+            String::from_utf8_lossy(&start.stdout).to_string() + &String::from_utf8_lossy(&start.stderr);
+        assert!(
+            stop.status.success(),
+            "trial {trial}: stop failed: {said}\nstart said: {start_said}\ngroup-cake.log:\n{}",
+            std::fs::read_to_string(t.home().join("run/group-cake.log")).unwrap_or_default()
+        );
+        let pid: u32 = said
+            .trim()
+            .trim_start_matches("stopped (group-cake pid ")
+            .trim_end_matches(')')
+            .parse()
+            .unwrap_or_else(|_| panic!("trial {trial}: {said}"));
+        assert!(!alive(pid), "trial {trial}: group-cake {pid} still runs");
+        assert!(
+            start_said.contains(&format!("pid {pid}")),
+            "trial {trial}: stop named {pid}, start said: {start_said}"
+        );
+        assert!(
+            start_said.starts_with("started") || start_said.contains("stopped while starting"),
+            "trial {trial}: start said: {start_said}"
+        );
+        let again = t.run(&["stop"]);
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("is not running"),
+            "trial {trial}: after stop: {again:?}"
+        );
+    }
+}
+
+/// Three `start`s at once: one starts, the others say the home is running (naming the
+/// winner's pid), not the winner's log.
+#[test]
+fn starts_that_race_lose_with_is_running() {
+    let t = TestHome::new();
+    chatty_home(&t);
+    let starts: Vec<_> = (0..3)
+        .map(|_| {
+            t.command(&["start"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = starts
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "{outs:?}");
+    let pid = t.status()["pid"].as_u64().unwrap();
+    for lost in outs.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&lost.stderr);
+        // (A loser that came while the winner was starting group-cake says so.)
+        assert!(
+            err.contains(&format!("is running (group-cake pid {pid})"))
+                || err.contains("is running (starting now)"),
+            "{err}"
+        );
+        assert!(!err.contains("its log"), "{err}");
+    }
+    t.ok(&["stop"]);
+}
+
+/// group-cake SIGKILLed: the sentinel ends the role, `history` shows the run as ended
+/// unrecorded (not "running" for ever), and the next start records it so.
+#[test]
+fn a_run_whose_group_cake_was_killed_is_closed() {
+    let t = TestHome::new();
+    chatty_home(&t);
+    t.ok(&["start"]);
+    let status = t.status();
+    let group_cake = status["pid"].as_u64().unwrap() as u32;
+    let (_, role) = t.role_pids().into_iter().next().expect("the role runs");
+    kill(Pid::from_raw(group_cake as i32), Signal::SIGKILL).unwrap();
+    wait_for("the sentinel to end the role", || {
+        !alive(role) && !alive(group_cake)
+    });
+    let shown = t.ok(&["history", "chatty"]);
+    assert!(shown.contains("end not recorded"), "{shown}");
+    assert!(!shown.contains("running (pid"), "{shown}");
+    t.ok(&["start"]);
+    let runs: serde_json::Value = serde_json::from_str(&t.ok(&["history", "chatty", "--json"])).unwrap();
+    let first = &runs[0];
+    assert_eq!(first["pid"].as_u64(), Some(role as u64));
+    assert!(first["outcome"]["unrecorded"].is_object(), "{runs:#}");
+    t.ok(&["stop"]);
+}
+
+/// A small file system of the test's own, filled up.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount a tmpfs (the test runs as root)");
+        SmallDisk { dir }
+    }
+
+    fn fill(&self) {
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", self.dir.path().join("fill").display()))
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.dir.path().join("fill")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The home's disk fills while the composite runs: the role and group-cake go on running,
+/// lost lines are counted and reported once space returns, and commands say plainly that the
+/// disk is full; a failed `add` leaves nothing behind, and `start` on a full disk says so at
+/// once (it used to panic: group-cake on its next log line, taking every role down, and
+/// `start` with exit status 101 and an empty log).
+#[test]
+#[cfg_attr(not(root), ignore = "needs root to mount a small file system to fill")]
+fn a_full_disk_stops_no_composite_and_every_command_says_so() {
+    let disk = SmallDisk::mount();
+    let t = TestHome::in_folder(disk.dir.path());
+    // The role says how far it has got in a file on another disk: the test waits on that.
+    let progress = tempfile::tempdir().unwrap();
+    let count = progress.path().join("count");
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let chatty = t.script(
+        "chatty.sh",
+        &format!(
+            "i=0\nwhile true; do echo \"line $i of a role that goes on printing\"; echo $i > {}.new; mv {0}.new {0}; i=$((i+1)); sleep 0.002; done",
+            count.display()
+        ),
+    );
+    t.ok(&["add", &chatty, "chatty"]);
+    let printed = || -> u64 {
+        std::fs::read_to_string(&count)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    t.ok(&["start"]);
+    let group_cake = t.status()["pid"].as_u64().unwrap() as u32;
+    let (_, role) = t.role_pids().into_iter().next().unwrap();
+    disk.fill();
+    // Enough lines while the disk is full that some cannot be written (a page's worth).
+    let full_at = printed();
+    wait_for("the role to print 400 lines on a full disk", || {
+        printed() > full_at + 400
+    });
+    let err = t.fails(&["add", "/bin/true", "late"]);
+    assert!(err.contains("the disk is full"), "{err}");
+    assert!(!t.home().join("roles/late").exists());
+    assert!(!t.ok(&["list"]).contains("late"));
+    assert!(!err.contains(".adding"), "{err}");
+    disk.free();
+    // The role printed on while the disk was full: the first line written after says how many
+    // were lost, and it is the same process, under the same group-cake.
+    wait_for("the lost lines to be reported", || {
+        t.run(&["log", "chatty", "--count", "100000"])
+            .stdout
+            .windows(b"lines of output were lost".len())
+            .any(|w| w == b"lines of output were lost")
+    });
+    assert!(alive(group_cake) && alive(role));
+    assert_eq!(t.role_pids(), vec![("chatty".to_string(), role)]);
+    t.ok(&["add", "/bin/true", "late"]);
+    t.ok(&["stop"]);
+
+    disk.fill();
+    let err = t.fails(&["start"]);
+    assert!(err.contains("the disk is full"), "{err}");
+    disk.free();
+}
