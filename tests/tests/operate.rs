@@ -174,7 +174,10 @@ impl Drop for SmallDisk {
 /// once (it used to panic: group-cake on its next log line, taking every role down, and
 /// `start` with exit status 101 and an empty log).
 #[test]
-#[cfg_attr(not(root), ignore = "needs root to mount a small file system to fill")]
+#[cfg_attr(
+    not(small_disk),
+    ignore = "needs to mount a small file system to fill: root, and mounts allowed (found at build time)"
+)]
 fn a_full_disk_stops_no_composite_and_every_command_says_so() {
     let disk = SmallDisk::mount();
     let t = TestHome::in_folder(disk.dir.path());
