@@ -39,6 +39,11 @@ impl Restarts {
         }
     }
 
+    /// The policy it follows.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
     /// A process that ran for `ran` ended at `now`: when to start the next one.
     /// `jitter` in `[0, 1)` picks the random part of the delay.
     pub fn on_exit(&mut self, ran: Duration, now: Instant, jitter: f64) -> Next {

@@ -329,6 +329,7 @@ impl Supervisor {
         match role
             .restarts
             .as_mut()
+            .filter(|r| r.policy().restarts_after(&exit.outcome))
             .map(|r| r.on_exit(ran, std::time::Instant::now(), fastrand::f64()))
         {
             None => {

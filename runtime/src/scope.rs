@@ -49,17 +49,20 @@ impl fmt::Display for Scope {
     }
 }
 
-/// The text given for a scope was not one of PROCESS, GROUP, HOST, LAN, WAN.
+/// The text given for a scope was not one of PROCESS, GROUP, HOST, LAN (WAN is reserved:
+/// there is no WAN directory).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?} (expected one of PROCESS, GROUP, HOST, LAN, WAN)")]
+#[error("{}", if .0.eq_ignore_ascii_case("WAN") { "WAN is reserved: there is no WAN directory yet (PROCESS, GROUP, HOST or LAN)".to_string() } else { format!("unknown scope {:?} (PROCESS, GROUP, HOST or LAN)", .0) })]
 pub struct ParseScopeError(String);
 
 impl FromStr for Scope {
     type Err = ParseScopeError;
 
+    /// A scope a user may give: any but WAN, in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Scope::ALL
             .into_iter()
+            .filter(|scope| *scope != Scope::Wan)
             .find(|scope| scope.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| ParseScopeError(s.to_string()))
     }
@@ -68,6 +71,15 @@ impl FromStr for Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_may_give_every_scope_but_the_reserved_wan() {
+        assert_eq!("host".parse::<Scope>(), Ok(Scope::Host));
+        let wan = "WAN".parse::<Scope>().unwrap_err().to_string();
+        assert!(wan.contains("WAN is reserved"), "{wan}");
+        let other = "WIDE".parse::<Scope>().unwrap_err().to_string();
+        assert_eq!(other, "unknown scope \"WIDE\" (PROCESS, GROUP, HOST or LAN)");
+    }
 
     #[test]
     fn nearest_orders_first() {
@@ -80,8 +92,10 @@ mod tests {
     #[test]
     fn parses_any_case_and_round_trips() {
         for scope in Scope::ALL {
-            assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
-            assert_eq!(scope.as_str().to_lowercase().parse::<Scope>(), Ok(scope));
+            if scope != Scope::Wan {
+                assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+                assert_eq!(scope.as_str().to_lowercase().parse::<Scope>(), Ok(scope));
+            }
             let json = serde_json::to_string(&scope).unwrap();
             assert_eq!(json, format!("\"{}\"", scope.as_str()));
         }

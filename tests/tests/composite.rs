@@ -415,3 +415,104 @@ fn log_follows_new_lines_and_takes_relative_ranges() {
     assert!(!local.contains('Z'), "local times carry no Z: {local}");
     t.ok(&["stop"]);
 }
+
+/// `list -l` quotes arguments as a shell would need them: `a b` and `a` `b` read apart.
+#[test]
+fn list_long_quotes_arguments() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    t.ok(&["add", "/bin/echo", "one", "--", "a b", "c", "it's", "$HOME"]);
+    let line = t.ok(&["list", "-l"]);
+    assert!(
+        line.trim_end().ends_with(r#"'a b' c "it's" '$HOME'"#)
+            || line.trim_end().ends_with(r#"'a b' c 'it'"'"'s' '$HOME'"#),
+        "{line}"
+    );
+}
+
+/// Restart modes: `on-failure` restarts a role that failed but not one that exited 0; a
+/// role's own `never` wins over the group's policy; `--retry none` clears a role's own policy
+/// (it follows the group's again); `update group --no-main-role` clears the main role, and a
+/// main role that is no role is refused.
+#[test]
+fn restart_modes_on_failure_never_and_clearing() {
+    let t = TestHome::new();
+    t.ok(&[
+        "create",
+        "--directory-at-host",
+        "127.0.0.1:1",
+        "--retry",
+        r#"{"mode": "on-failure", "min": 0, "max": 0.02}"#,
+    ]);
+    let ok = t.script("ok.sh", "exit 0");
+    let bad = t.script("bad.sh", "sleep 0.01; exit 3");
+    t.ok(&["add", &ok, "ok"]);
+    t.ok(&["add", &bad, "bad"]);
+    t.ok(&["add", &bad, "once", "--retry", "never"]);
+    t.ok(&["start"]);
+    let role = |status: &Value, name: &str| {
+        status["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["role"] == name)
+            .cloned()
+            .unwrap()
+    };
+    t.wait_for("bad to be restarted twice", || {
+        role(&t.status(), "bad")["restarts"].as_u64() >= Some(2)
+    });
+    let status = t.status();
+    for (name, why) in [("ok", "exited 0"), ("once", "never")] {
+        let r = role(&status, name);
+        assert_eq!(r["restarts"], 0, "{name} ({why}): {r}");
+        assert_eq!(r["state"], "ended", "{name} ({why}): {r}");
+    }
+    t.ok(&["stop"]);
+
+    // `none` clears the role's own `never`: it follows the group's on-failure again.
+    t.ok(&["update", "once", "--retry", "none"]);
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(t.home().join("roles/once/role.json")).unwrap()).unwrap();
+    assert!(settings.get("retry").is_none(), "{settings}");
+    let out = t.run(&["update", "once", "--retry", "sometimes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(
+        err.contains("no restart mode \"sometimes\" (always, on-failure, never)"),
+        "{err}"
+    );
+
+    t.ok(&["update", "group", "--main-role", "ok"]);
+    let err = t.fails(&["update", "group", "--main-role", "nosuch"]);
+    assert!(err.contains("no role \"nosuch\" to be the main role"), "{err}");
+    t.ok(&["update", "group", "--no-main-role"]);
+    let group: Value = serde_json::from_slice(&std::fs::read(t.home().join("group.json")).unwrap()).unwrap();
+    assert!(group["main_role"].is_null(), "{group}");
+}
+
+/// A directory may be given by host name (looked up when given; `localhost` is in
+/// /etc/hosts, so no resolver is asked), and a scope the user gives is never the reserved WAN.
+#[test]
+fn a_directory_by_name_and_no_wan_scope() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "localhost:54000"]);
+    let group: Value = serde_json::from_slice(&std::fs::read(t.home().join("group.json")).unwrap()).unwrap();
+    assert!(
+        ["127.0.0.1:54000", "[::1]:54000"].contains(&group["directory_at_host"].as_str().unwrap()),
+        "{group}"
+    );
+    let out = t.run(&[
+        "call",
+        "svc",
+        "Ping",
+        "{}",
+        "--scope",
+        "WAN",
+        "--directory",
+        "127.0.0.1:1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WAN is reserved"), "{err}");
+    assert!(!err.contains("PROCESS, GROUP, HOST, LAN, WAN"), "{err}");
+}

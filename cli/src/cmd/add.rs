@@ -24,9 +24,10 @@ pub struct Add {
     /// The first number, with --role-count.
     #[arg(long, value_name = "START", default_value_t = 0, requires = "role_count")]
     role_start: u32,
-    /// A restart policy for these roles alone (JSON, as for `create --retry`).
-    #[arg(long, value_name = "JSON", value_parser = super::parse_retry)]
-    retry: Option<layer_cake::home::RetryPolicy>,
+    /// A restart policy for these roles alone, over the group's: `always`, `on-failure`,
+    /// `never`, or JSON (as for `create --retry`).
+    #[arg(long, value_name = "POLICY", value_parser = super::parse_retry)]
+    retry: Option<super::RetryChange>,
     /// Arguments for the role's process.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -44,7 +45,7 @@ impl Add {
         let settings = RoleSettings {
             executable,
             args: self.args,
-            retry: self.retry,
+            retry: self.retry.and_then(|r| r.policy()),
         };
         home.add(&names, &settings)?;
         for name in names {

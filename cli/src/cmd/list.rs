@@ -51,7 +51,15 @@ impl List {
         } else if self.long_listing {
             for r in rows {
                 let usage = format!("{}/{}/{}", r.folders, r.files, r.bytes);
-                let line = format!("{:<24} {} {} {}", r.role, r.executable, usage, r.args.join(" "));
+                // Quoted as a shell would need them, so `a b` and `a` `b` read apart.
+                let args: Vec<String> = r.args.iter().map(|a| shell_word(a)).collect();
+                let line = format!(
+                    "{:<24} {} {} {}",
+                    r.role,
+                    shell_word(&r.executable),
+                    usage,
+                    args.join(" ")
+                );
                 println!("{}", line.trim_end());
             }
         } else {
@@ -61,4 +69,9 @@ impl List {
         }
         Ok(())
     }
+}
+
+/// `text` as one shell word (quoted when it needs to be).
+fn shell_word(text: &str) -> String {
+    shlex::try_quote(text).map_or_else(|_| format!("{text:?}"), |q| q.into_owned())
 }

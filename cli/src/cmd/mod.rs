@@ -23,7 +23,7 @@ pub mod update;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use layer_cake::home::{GroupSettings, Home, RetryPolicy};
+use layer_cake::home::{GroupSettings, Home, RestartMode, RetryPolicy};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,18 +31,25 @@ use std::time::Duration;
 /// The group's settings, as flags (`create`, and `update group`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct GroupFlags {
-    /// Restart roles that end, e.g. '{"regular_steps": 30.0}' or '{"min": 0.1, "max": 30}'
-    /// (JSON; fields: first_steps, regular_steps, min, max, randomized, stable, intensity, period).
-    #[arg(long, value_name = "JSON", value_parser = parse_retry)]
-    pub retry: Option<RetryPolicy>,
+    /// Restart roles that end: `always`, `on-failure` (not after an exit with status 0),
+    /// `never`, or JSON for the delays too, e.g. '{"mode": "on-failure", "min": 0.1, "max": 30}'
+    /// or '{"regular_steps": 30.0}' (fields: mode, first_steps, regular_steps, min, max,
+    /// randomized, stable, intensity, period). `none` clears the policy (a role's then follows
+    /// the group's).
+    #[arg(long, value_name = "POLICY", value_parser = parse_retry)]
+    pub retry: Option<RetryChange>,
     /// The role whose end ends the composite, with its exit status.
-    #[arg(long, value_name = "ROLE")]
+    #[arg(long, value_name = "ROLE", conflicts_with = "no_main_role")]
     pub main_role: Option<String>,
-    /// The host directory to join, when not host-cake's standard 127.0.0.1:54195.
-    #[arg(long, value_name = "ADDR", conflicts_with = "directory_at_lan")]
+    /// No main role: the composite runs while any role runs.
+    #[arg(long)]
+    pub no_main_role: bool,
+    /// The host directory to join, when not host-cake's standard 127.0.0.1:54195
+    /// (`ip:port` or `name:port`, the name looked up now).
+    #[arg(long, value_name = "ADDR", conflicts_with = "directory_at_lan", value_parser = parse_directory)]
     pub directory_at_host: Option<SocketAddr>,
-    /// A LAN directory to join directly, with no host-cake.
-    #[arg(long, value_name = "ADDR")]
+    /// A LAN directory to join directly, with no host-cake (`ip:port` or `name:port`).
+    #[arg(long, value_name = "ADDR", value_parser = parse_directory)]
     pub directory_at_lan: Option<SocketAddr>,
     /// The LAN's secret (made by `layer-cake secret FILE`), when the LAN is encrypted:
     /// group-cake's link to the LAN directory and every role's sessions with other hosts use
@@ -56,11 +63,15 @@ impl GroupFlags {
     pub fn apply(&self, group: &mut GroupSettings) -> bool {
         let mut changed = false;
         if let Some(retry) = &self.retry {
-            group.retry = Some(retry.clone());
+            group.retry = retry.policy();
             changed = true;
         }
         if let Some(role) = &self.main_role {
             group.main_role = Some(role.clone());
+            changed = true;
+        }
+        if self.no_main_role {
+            group.main_role = None;
             changed = true;
         }
         if let Some(addr) = self.directory_at_host {
@@ -93,10 +104,59 @@ pub fn parse_secret_file(text: &str) -> Result<PathBuf, String> {
 }
 
 /// Parses and checks a restart policy given as JSON.
-pub fn parse_retry(text: &str) -> Result<RetryPolicy, String> {
+pub fn parse_retry(text: &str) -> Result<RetryChange, String> {
+    let text = text.trim();
+    if text == "none" {
+        return Ok(RetryChange::Clear);
+    }
+    if !text.starts_with('{') {
+        return text
+            .parse::<RestartMode>()
+            .map(|mode| RetryChange::Set(RetryPolicy::of_mode(mode)))
+            .map_err(|e| format!("{e}, none, or a JSON policy"));
+    }
     let policy: RetryPolicy = serde_json::from_str(text).map_err(|e| format!("not a restart policy: {e}"))?;
     policy.validate().map_err(|e| e.to_string())?;
-    Ok(policy)
+    Ok(RetryChange::Set(policy))
+}
+
+/// A directory's address: `ip:port`, or `name:port` looked up now (its first IPv4 address,
+/// else its first).
+pub fn parse_directory(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !text.contains(':') {
+        return Err(format!("{text:?} has no port: give ip:port or name:port"));
+    }
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("cannot look up {text:?}: {e}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} has no address"))
+}
+
+/// What `--retry` asks for: a policy, or none.
+#[derive(Debug, Clone)]
+pub enum RetryChange {
+    /// This policy.
+    Set(RetryPolicy),
+    /// No policy of its own.
+    Clear,
+}
+
+impl RetryChange {
+    /// The setting it leaves.
+    pub fn policy(&self) -> Option<RetryPolicy> {
+        match self {
+            RetryChange::Set(p) => Some(p.clone()),
+            RetryChange::Clear => None,
+        }
+    }
 }
 
 /// The roles `searches` select (all when none), failing if any search matches no role.

@@ -125,7 +125,8 @@ fn sibling(name: &str) -> Result<PathBuf> {
         .with_context(|| format!("cannot find {name} beside layer-cake or on PATH; give --executable"))
 }
 
-/// One word of an `ExecStart=` line, quoted when it needs to be.
+/// One word of an `ExecStart=` line, quoted when it needs to be. systemd expands `$` and `%`
+/// even inside quotes, so they are doubled.
 fn word(text: &str) -> String {
     if !text.is_empty()
         && text
@@ -136,7 +137,10 @@ fn word(text: &str) -> String {
     } else {
         format!(
             "\"{}\"",
-            text.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%")
+            text.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('%', "%%")
+                .replace('$', "$$")
         )
     }
 }
@@ -234,5 +238,20 @@ impl Uninstall {
         println!("  systemctl disable --now {unit}");
         println!("  systemctl daemon-reload");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word;
+
+    #[test]
+    fn words_that_systemd_would_expand_or_split_are_quoted_and_escaped() {
+        assert_eq!(word("/usr/bin/host-cake"), "/usr/bin/host-cake");
+        assert_eq!(word("a b"), "\"a b\"");
+        assert_eq!(word("$HOME"), "\"$$HOME\"");
+        assert_eq!(word("100%"), "\"100%%\"");
+        assert_eq!(word("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(word(""), "\"\"");
     }
 }

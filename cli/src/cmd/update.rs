@@ -38,10 +38,19 @@ impl Update {
                     home.path().display()
                 );
             }
+            if let Some(main) = &self.group.main_role {
+                let roles = home.roles()?;
+                if !roles.contains(main) {
+                    bail!(
+                        "no role {main:?} to be the main role (roles: {})",
+                        roles.join(", ")
+                    );
+                }
+            }
             let mut group = home.group()?;
             if !self.group.apply(&mut group) {
                 bail!(
-                    "nothing to update: give --retry, --main-role, --directory-at-host, --directory-at-lan or --secret-file"
+                    "nothing to update: give --retry, --main-role, --no-main-role, --directory-at-host, --directory-at-lan or --secret-file"
                 );
             }
             home.save_group(&group)?;
@@ -50,12 +59,13 @@ impl Update {
         }
         let g = &self.group;
         if g.main_role.is_some()
+            || g.no_main_role
             || g.directory_at_host.is_some()
             || g.directory_at_lan.is_some()
             || g.secret_file.is_some()
         {
             bail!(
-                "--main-role, --secret-file and the directory flags are the group's: use `layer-cake update group ...`"
+                "--main-role, --no-main-role, --secret-file and the directory flags are the group's: use `layer-cake update group ...`"
             );
         }
         let roles = home.select(&self.search)?;
@@ -76,7 +86,7 @@ impl Update {
                 settings.args = args.clone();
             }
             if let Some(retry) = &g.retry {
-                settings.retry = Some(retry.clone());
+                settings.retry = retry.policy();
             }
             home.save_role(&role, &settings)?;
             println!("updated {role}");

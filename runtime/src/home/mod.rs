@@ -20,7 +20,7 @@ pub mod run;
 mod settings;
 
 pub use files::write_atomic;
-pub use settings::{BadRetryPolicy, GroupSettings, RetryPolicy, RoleSettings};
+pub use settings::{BadRetryPolicy, GroupSettings, RestartMode, RetryPolicy, RoleSettings};
 
 use crate::directory::Search;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
+    /// Which ends are followed by a restart: every one (the default), only failures, or none.
+    pub mode: RestartMode,
     /// Delays (seconds) for the first restarts.
     pub first_steps: Vec<f64>,
     /// The delay (seconds) for every restart after `first_steps`; when absent, the delay
@@ -36,6 +38,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
+            mode: RestartMode::Always,
             first_steps: Vec::new(),
             regular_steps: None,
             min: 0.1,
@@ -48,7 +51,51 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Which ends of a role's process are followed by a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// Every end.
+    #[default]
+    Always,
+    /// Every end but an exit with status 0.
+    OnFailure,
+    /// None (the role runs once, even where the group restarts its roles).
+    Never,
+}
+
+impl std::str::FromStr for RestartMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RestartMode, String> {
+        match s {
+            "always" => Ok(RestartMode::Always),
+            "on-failure" => Ok(RestartMode::OnFailure),
+            "never" => Ok(RestartMode::Never),
+            other => Err(format!("no restart mode {other:?} (always, on-failure, never)")),
+        }
+    }
+}
+
 impl RetryPolicy {
+    /// A policy of `mode` with every other field at its default.
+    pub fn of_mode(mode: RestartMode) -> RetryPolicy {
+        RetryPolicy {
+            mode,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Whether a process that ended with `outcome` is started again (the delay and the
+    /// intensity limit aside).
+    pub fn restarts_after(&self, outcome: &super::run::Outcome) -> bool {
+        match self.mode {
+            RestartMode::Always => true,
+            RestartMode::OnFailure => !outcome.is_success(),
+            RestartMode::Never => false,
+        }
+    }
+
     /// Checks the numbers make sense.
     pub fn validate(&self) -> Result<(), BadRetryPolicy> {
         let steps = self.first_steps.iter().chain(self.regular_steps.iter());
