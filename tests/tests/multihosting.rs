@@ -289,3 +289,30 @@ fn a_worker_killed_under_load_is_restarted_and_no_request_is_lost() {
     let n: u64 = served.split_whitespace().next().unwrap().parse().unwrap();
     assert!(n > 0, "the restarted worker served nothing: {log}");
 }
+
+/// `layer-cake network` names each process of a composite by its role, beside its executable,
+/// and a search by role finds it (it used to show nothing for `network server`, and eight
+/// workers that could not be told apart).
+#[test]
+fn network_names_the_roles_of_a_composite() {
+    let t = multihosting_home(2, &["--directory-at-host", "127.0.0.1:1"]);
+    t.ok(&["start"]);
+    let url = format!("{}/Xy?x=1&y=1", server_url(&t));
+    wait_served(&t, &client(), &url);
+    let server = t.ok(&["network", "server"]);
+    assert!(server.contains("multihosting-server as server ("), "{server}");
+    assert!(!server.contains("worker"), "{server}");
+    let workers = t.ok(&["network", "worker-.*"]);
+    let lines: Vec<&str> = workers
+        .lines()
+        .filter(|l| l.contains("multihosting-worker as worker-"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{workers}");
+    assert!(
+        lines[0].contains("as worker-0") && lines[1].contains("as worker-1"),
+        "{workers}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&t.ok(&["network", "--json"])).unwrap();
+    assert!(doc.to_string().contains(r#""role":"server""#), "{doc}");
+    t.ok(&["stop"]);
+}

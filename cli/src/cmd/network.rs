@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Show the live directory tree: the host's directory (under its LAN directory, when it has
-/// one), the composites and processes joined to it, and theirs.
+/// one), the composites and processes joined to it, and theirs. A process a composite runs is
+/// shown with its role (`multihosting-worker as worker-3`), and SEARCH matches either.
 ///
 /// Asks host-cake at 127.0.0.1:54195 (or, in a home whose composite runs, the directory above
 /// its group-cake; or --directory), then each directory below it. Each line is
@@ -69,16 +70,19 @@ impl Network {
     }
 }
 
-/// Keeps the children that match `re` or lead to one that does; says whether `node` is kept.
+/// Keeps the children whose name or role matches `search`, or that lead to one that does;
+/// says whether `node` is kept.
 fn keep(node: &mut Node, search: &Search) -> bool {
     node.children.retain_mut(|c| keep(c, search));
-    search.matches(&node.name) || !node.children.is_empty()
+    search.matches(&node.name)
+        || node.role.as_deref().is_some_and(|r| search.matches(r))
+        || !node.children.is_empty()
 }
 
 /// One node's line; with `long` (every node by id), its listings and sessions below it.
 fn print_node(node: &Node, depth: usize, long: Option<&HashMap<&str, &Node>>) {
     let indent = "+   ".repeat(depth);
-    println!("{indent}[{}] {} ({})", node.scope, node.name, node.short());
+    println!("{indent}[{}] {} ({})", node.scope, node.label(), node.short());
     if let Some(nodes) = long {
         let pad = format!("{}    ", "    ".repeat(depth));
         for p in &node.publishes {
@@ -90,7 +94,7 @@ fn print_node(node: &Node, depth: usize, long: Option<&HashMap<&str, &Node>>) {
         for s in node.sessions.iter().flatten() {
             let process = s.publisher.process.to_string();
             let publisher = match nodes.get(process.as_str()) {
-                Some(p) => format!("{} ({})", p.name, p.short()),
+                Some(p) => format!("{} ({})", p.label(), p.short()),
                 None => format!("({})", &process[..8]),
             };
             let opening = if s.open { "" } else { " (opening)" };

@@ -44,7 +44,7 @@ impl Ping {
             println!(
                 "PING [{}] {} ({}) via {} ({})",
                 node.scope,
-                node.name,
+                node.label(),
                 node.short(),
                 client.peer.name,
                 &client.peer.id.to_string()[..8]

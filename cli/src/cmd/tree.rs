@@ -29,6 +29,9 @@ pub struct Node {
     pub scope: layer_cake::Scope,
     /// Its name.
     pub name: String,
+    /// The role a composite runs it as, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Its identity, full.
     pub id: String,
     /// Where a directory accepts children.
@@ -55,6 +58,7 @@ impl Node {
             kind: n.kind,
             scope: n.scope,
             name: n.name.clone(),
+            role: n.role.clone(),
             id: n.id.to_string(),
             listen: n.listen,
             publishes,
@@ -62,6 +66,14 @@ impl Node {
             sessions: None,
             children: Vec::new(),
             via,
+        }
+    }
+
+    /// Its name as shown: `multihosting-worker as worker-3` for a role.
+    pub fn label(&self) -> String {
+        match &self.role {
+            Some(role) => format!("{} as {role}", self.name),
+            None => self.name.clone(),
         }
     }
 
@@ -233,11 +245,13 @@ impl Walk<'_> {
                 }
                 node.children.push(c);
             }
-            // Directories first, then by name: the same tree prints the same way every time.
+            // Directories first, then by name and role: the same tree prints the same way
+            // every time.
             node.children.sort_by(|a, b| {
-                (a.kind != PeerKind::Directory, &a.name, &a.id).cmp(&(
+                (a.kind != PeerKind::Directory, &a.name, &a.role, &a.id).cmp(&(
                     b.kind != PeerKind::Directory,
                     &b.name,
+                    &b.role,
                     &b.id,
                 ))
             });

@@ -93,6 +93,8 @@ class Node:
         self.id = str(uuid.uuid4())
         #: Its readable name (the script's base name by default).
         self.name = name or os.path.basename(sys.argv[0] or "python") or "python"
+        #: The role a composite runs it as (``LC_ROLE``), shown beside the name.
+        self.role = os.environ.get("LC_ROLE") or None
         self._uplink = Uplink(self, *self._directory, self._secret) if self._directory else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -360,7 +362,7 @@ class Node:
         try:
             if far and self._secret is not None:
                 reader = writer = await secure.connect(reader, writer, self._secret)  # type: ignore[assignment]
-            theirs = await greet(reader, writer, hello("process", self.id, self.name), first=True)
+            theirs = await greet(reader, writer, hello("process", self.id, self.name, role=self.role), first=True)
             if theirs["id"] != process:
                 raise ProtocolError(f"{publisher['addr']} is process {theirs['id']}, not the publisher's {process}")
         except (ProtocolError, secure.HandshakeError, OSError, asyncio.IncompleteReadError) as e:
@@ -463,7 +465,7 @@ class Node:
         try:
             if far and self._secret is not None:
                 reader = writer = await secure.accept(reader, writer, self._secret)  # type: ignore[assignment]
-            theirs = await greet(reader, writer, hello("process", self.id, self.name), first=False)
+            theirs = await greet(reader, writer, hello("process", self.id, self.name, role=self.role), first=False)
         except (ProtocolError, secure.HandshakeError, OSError, asyncio.IncompleteReadError) as e:
             log.info("refused a session connection from %s: %s", peer[0], e)
             writer.close()

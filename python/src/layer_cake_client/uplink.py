@@ -68,7 +68,7 @@ class Uplink:
                 if self.far and self._secret is not None:
                     reader = writer = await secure.connect(reader, writer, self._secret)  # type: ignore[assignment]
                 theirs = await greet(
-                    reader, writer, hello("process", self._node.id, self._node.name), first=True
+                    reader, writer, hello("process", self._node.id, self._node.name, role=self._node.role), first=True
                 )
                 backoff = BACKOFF_FIRST
                 self.unreachable = False

@@ -74,20 +74,21 @@ def tagged(message: Any) -> tuple[str, dict[str, Any]]:
     raise ProtocolError(f"not a message: {str(message)[:200]}")
 
 
-def hello(kind: str, ident: str, name: str, scope: str = "PROCESS") -> dict[str, Any]:
-    """The greeting this end sends first on every connection."""
-    cut = name.encode()[:MAX_NAME].decode(errors="ignore") or "python"
-    return {
-        "Hello": {
-            "magic": MAGIC,
-            "version": VERSION,
-            "codec": "json",
-            "kind": kind,
-            "id": ident,
-            "scope": scope,
-            "name": cut,
-        }
+def hello(kind: str, ident: str, name: str, scope: str = "PROCESS", role: str | None = None) -> dict[str, Any]:
+    """The greeting this end sends first on every connection (``role``: the role a composite
+    runs this process as, shown beside its name)."""
+    fields: dict[str, Any] = {
+        "magic": MAGIC,
+        "version": VERSION,
+        "codec": "json",
+        "kind": kind,
+        "id": ident,
+        "scope": scope,
+        "name": name.encode()[:MAX_NAME].decode(errors="ignore") or "python",
     }
+    if role:
+        fields["role"] = role.encode()[:MAX_NAME].decode(errors="ignore")
+    return {"Hello": fields}
 
 
 async def greet(

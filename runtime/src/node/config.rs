@@ -10,6 +10,8 @@ pub struct NodeConfig {
     pub directory: Option<SocketAddr>,
     /// The name this process gives (its executable's name by default).
     pub name: String,
+    /// The role a composite runs this process as (`LC_ROLE`), shown beside the name.
+    pub role: Option<String>,
     /// The LAN's secret, when the LAN is encrypted: sessions to and from LAN publications
     /// then run the Noise handshake ([`crate::secure`]). From the file named in
     /// `LC_SECRET_FILE`.
@@ -41,6 +43,7 @@ impl NodeConfig {
         NodeConfig {
             directory,
             name: name.into(),
+            role: None,
             secret: None,
         }
     }
@@ -64,6 +67,9 @@ impl NodeConfig {
         Ok(NodeConfig {
             directory,
             name: executable_name(),
+            role: std::env::var(crate::role::ROLE_ENV)
+                .ok()
+                .filter(|r| !r.is_empty()),
             secret,
         })
     }
@@ -111,6 +117,13 @@ impl NodeBuilder {
     /// The readable name this process gives the directories (shown by `layer-cake network`).
     pub fn name(mut self, name: impl Into<String>) -> NodeBuilder {
         self.config.name = name.into();
+        self
+    }
+
+    /// The role this process runs as (shown beside its name by `layer-cake network`; a
+    /// process a composite starts is told it in `LC_ROLE`, which [`Node::start`] reads).
+    pub fn role(mut self, role: impl Into<String>) -> NodeBuilder {
+        self.config.role = Some(role.into());
         self
     }
 

@@ -105,7 +105,8 @@ pub(crate) fn spawn(spawn: Spawn) -> (mpsc::Sender<Command>, mpsc::UnboundedSend
         shutdown: shutdown.clone(),
         next_conn: Arc::new(AtomicU64::new(0)),
     };
-    let hello = Hello::new(PeerKind::Process, id, Scope::Process, config.name.clone());
+    let hello =
+        Hello::new(PeerKind::Process, id, Scope::Process, config.name.clone()).with_role(config.role.clone());
     let session_addr = listener.local_addr().expect("bound listener has an address");
     let span = tracing::info_span!("node", name = %config.name, id = %id.short());
     // On loopback: sessions at HOST scope and narrower (connections within a host are never

@@ -175,6 +175,9 @@ pub struct TreeNode {
     /// Where it accepts children, for a directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// The role a composite runs it as, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl From<&super::Hello> for TreeNode {
@@ -185,6 +188,7 @@ impl From<&super::Hello> for TreeNode {
             name: h.name.clone(),
             id: h.id,
             listen: h.listen,
+            role: h.role.clone(),
         }
     }
 }
@@ -413,6 +417,7 @@ mod tests {
                     name: "publisher".into(),
                     id: ProcessId(id(1)),
                     listen: None,
+                    role: None,
                 },
                 publishes: Vec::new(),
                 subscribes: Vec::new(),

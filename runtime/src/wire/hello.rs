@@ -40,6 +40,10 @@ pub struct Hello {
     /// Where a directory accepts children (absent for an application process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<std::net::SocketAddr>,
+    /// The role a composite runs the process as (`worker-3`, from `LC_ROLE`); absent for a
+    /// process no composite started, and for directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// Why a [`Hello`] was refused.
@@ -63,14 +67,7 @@ impl Hello {
     /// The greeting this side sends. A `name` over
     /// [`MAX_PEER_NAME`](crate::wire::MAX_PEER_NAME) bytes is cut short (at a character).
     pub fn new(kind: PeerKind, id: ProcessId, scope: Scope, name: impl Into<String>) -> Self {
-        let mut name = name.into();
-        if name.len() > crate::wire::MAX_PEER_NAME {
-            let mut end = crate::wire::MAX_PEER_NAME;
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
-            name.truncate(end);
-        }
+        let name = cut(name.into());
         Hello {
             magic: MAGIC.to_string(),
             version: PROTOCOL_VERSION,
@@ -80,7 +77,14 @@ impl Hello {
             scope,
             name,
             listen: None,
+            role: None,
         }
+    }
+
+    /// With the role the sender runs as (cut short like the name).
+    pub fn with_role(mut self, role: Option<String>) -> Self {
+        self.role = role.map(cut).filter(|r| !r.is_empty());
+        self
     }
 
     /// Checks that the peer speaks this protocol.
@@ -97,8 +101,27 @@ impl Hello {
         if self.name.len() > crate::wire::MAX_PEER_NAME {
             return Err(HelloError::Name(self.name.len()));
         }
+        if let Some(role) = self
+            .role
+            .as_ref()
+            .filter(|r| r.len() > crate::wire::MAX_PEER_NAME)
+        {
+            return Err(HelloError::Name(role.len()));
+        }
         Ok(())
     }
+}
+
+/// `text` cut to [`MAX_PEER_NAME`](crate::wire::MAX_PEER_NAME) bytes, at a character.
+fn cut(mut text: String) -> String {
+    if text.len() > crate::wire::MAX_PEER_NAME {
+        let mut end = crate::wire::MAX_PEER_NAME;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 impl crate::wire::JsonCodec {

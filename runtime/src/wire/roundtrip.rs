@@ -72,9 +72,10 @@ fn hello() -> impl Strategy<Value = Hello> {
         scope(),
         text(),
         proptest::option::of(addr()),
+        proptest::option::of(text()),
     )
-        .prop_map(|(kind, id, scope, name, listen)| {
-            let mut h = Hello::new(kind, id, scope, name);
+        .prop_map(|(kind, id, scope, name, listen, role)| {
+            let mut h = Hello::new(kind, id, scope, name).with_role(role);
             h.listen = listen;
             h
         })
