@@ -6,7 +6,7 @@
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use layer_cake::home::DEFAULT_HOME;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,9 +47,20 @@ enum Command {
     Ping(cmd::ping::Ping),
     Call(cmd::call::CallCmd),
     Secret(cmd::secret::SecretCmd),
+    Completions(cmd::completions::Completions),
+    Man(cmd::completions::Man),
 }
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`layer-cake log ROLE | head`) ends the
+    // command quietly, as it does any Unix tool, not with a panic about a broken pipe.
+    // SAFETY: restoring the default action installs no handler code.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Create(c) => c.run(&cli.home_path),
@@ -71,6 +82,8 @@ fn main() -> ExitCode {
         Command::Ping(c) => c.run(&cli.home_path),
         Command::Call(c) => c.run(&cli.home_path),
         Command::Secret(c) => c.run(&cli.home_path),
+        Command::Completions(c) => c.run(Cli::command()),
+        Command::Man(c) => c.run(Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

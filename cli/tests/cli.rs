@@ -214,8 +214,27 @@ fn every_command_explains_itself() {
     let a = f.cmd(&["--help"]).success();
     insta::assert_snapshot!("help", stdout(&a));
     for command in [
-        "create", "add", "update", "delete", "edit", "list", "destroy", "run", "start", "stop", "status",
-        "history", "returned", "log", "service", "network", "ping", "call", "secret",
+        "create",
+        "add",
+        "update",
+        "delete",
+        "edit",
+        "list",
+        "destroy",
+        "run",
+        "start",
+        "stop",
+        "status",
+        "history",
+        "returned",
+        "log",
+        "service",
+        "network",
+        "ping",
+        "call",
+        "secret",
+        "completions",
+        "man",
     ] {
         let a = f.cmd(&[command, "--help"]).success();
         let text = stdout(&a);
@@ -225,4 +244,45 @@ fn every_command_explains_itself() {
         );
         insta::assert_snapshot!(format!("help-{command}"), text);
     }
+}
+
+/// Completions and manual pages come from the same definitions as `--help`: one page per
+/// command, each naming its command; completions for each shell know every command.
+#[test]
+fn completions_and_manual_pages_cover_every_command() {
+    let f = Folder::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let text = stdout(&f.cmd(&["completions", shell]).success());
+        for command in ["create", "start", "network", "call", "completions"] {
+            assert!(text.contains(command), "{shell} completions know {command}");
+        }
+    }
+    let a = f.cmd(&["completions", "tcsh"]).failure().code(2);
+    assert!(stderr(&a).contains("tcsh"), "{}", stderr(&a));
+    let out = f.0.join("man");
+    f.cmd(&["man", out.to_str().unwrap()]).success();
+    let page = std::fs::read_to_string(out.join("layer-cake-start.1")).unwrap();
+    assert!(
+        page.contains("layer\\-cake\\-start") || page.contains("layer-cake-start"),
+        "{page}"
+    );
+    assert!(
+        page.contains("main\\-role") || page.contains("main-role"),
+        "the start page lists --main-role"
+    );
+    let pages = std::fs::read_dir(&out).unwrap().count();
+    assert!(pages >= 22, "{pages} pages");
+    // Piped into a reader that stops early: quiet, not a panic.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("layer-cake"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{out:?}"
+    );
 }

@@ -2,6 +2,7 @@
 
 pub mod add;
 pub mod call;
+pub mod completions;
 pub mod create;
 pub mod delete;
 pub mod destroy;
