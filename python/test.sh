@@ -8,6 +8,9 @@ venv=target/python-venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
+# The client as the code is now (its version number does not change with every edit), then
+# what its tests need.
+"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./python
 "$venv/bin/pip" install -q --disable-pip-version-check "./python[test]"
 cargo build --workspace --bins --quiet
 LC_BIN_DIR="$PWD/target/debug" "$venv/bin/python" -m pytest -q python/tests "$@"

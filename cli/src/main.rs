@@ -88,8 +88,17 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("layer-cake: {e:#}");
-            ExitCode::FAILURE
+            use std::io::Write;
+            let nothing_runs = e.downcast_ref::<cmd::NothingRuns>().is_some();
+            let text = format!("{e:#}");
+            if !text.is_empty() {
+                let _ = writeln!(std::io::stderr(), "layer-cake: {text}");
+            }
+            if nothing_runs {
+                ExitCode::from(cmd::NOTHING_RUNS)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -22,19 +22,32 @@ const MAX_LINE: usize = 16 * 1024;
 /// (a process it left behind may hold the pipes open).
 const DRAIN: Duration = Duration::from_millis(200);
 
-/// Where a role's output goes: its log, and (for `run`) stderr, tagged.
+/// Which of a role's streams a line came from (or group-cake's own note about the role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Its stdout.
+    Out,
+    /// Its stderr.
+    Err,
+    /// A line of group-cake's own about it (started, ended).
+    Note,
+}
+
+/// Where a role's output goes: its log, and (for `run`) this process's stdout or stderr,
+/// tagged.
 pub struct Output {
     /// The role's log.
     pub log: Mutex<LogWriter>,
-    /// Also copy each line to stderr as `role[pid] text`.
+    /// Also copy each line, tagged `role[pid] text`, to stdout (what the role wrote to its
+    /// stdout) or stderr (its stderr, and group-cake's notes).
     pub echo: bool,
     /// The role's name.
     pub role: String,
 }
 
 impl Output {
-    /// Writes lines to the log (one write) and, when echoing, to stderr.
-    pub fn lines(&self, pid: u32, lines: &[&[u8]]) {
+    /// Writes lines to the log (one write) and, when echoing, to the stream they came from.
+    pub fn lines(&self, pid: u32, lines: &[&[u8]], stream: Stream) {
         let at = Timestamp::now();
         {
             let mut log = self.log.lock().expect("log lock");
@@ -50,21 +63,26 @@ impl Output {
             }
         }
         if self.echo {
-            let mut err = std::io::stderr().lock();
-            for line in lines {
-                let _ = writeln!(
-                    err,
-                    "{}[{pid}] {}",
-                    self.role,
-                    String::from_utf8_lossy(line).trim_end()
-                );
+            let echo = |to: &mut dyn Write| {
+                for line in lines {
+                    let _ = writeln!(
+                        to,
+                        "{}[{pid}] {}",
+                        self.role,
+                        String::from_utf8_lossy(line).trim_end()
+                    );
+                }
+            };
+            match stream {
+                Stream::Out => echo(&mut std::io::stdout().lock()),
+                Stream::Err | Stream::Note => echo(&mut std::io::stderr().lock()),
             }
         }
     }
 
     /// A line of group-cake's own about the role (start, end), in its log and on stderr.
     pub fn note(&self, pid: u32, text: &str) {
-        self.lines(pid, &[format!("--- {text}").as_bytes()]);
+        self.lines(pid, &[format!("--- {text}").as_bytes()], Stream::Note);
     }
 }
 
@@ -132,10 +150,10 @@ pub fn spawn(
     output.note(pid, &format!("started ({})", start.executable.display()));
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        pumps.push(tokio::spawn(pump(out, pid, output.clone())));
+        pumps.push(tokio::spawn(pump(out, pid, output.clone(), Stream::Out)));
     }
     if let Some(err) = child.stderr.take() {
-        pumps.push(tokio::spawn(pump(err, pid, output)));
+        pumps.push(tokio::spawn(pump(err, pid, output, Stream::Err)));
     }
     let (signals, mut incoming) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -180,7 +198,7 @@ pub fn spawn(
 }
 
 /// Reads one output stream into the role's output, a chunk of lines at a time.
-async fn pump<R: AsyncRead + Unpin>(mut stream: R, pid: u32, output: Arc<Output>) {
+async fn pump<R: AsyncRead + Unpin>(mut stream: R, pid: u32, output: Arc<Output>, from: Stream) {
     let mut buf = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -200,7 +218,7 @@ async fn pump<R: AsyncRead + Unpin>(mut stream: R, pid: u32, output: Arc<Output>
             rest = &rest[MAX_LINE..];
         }
         if !lines.is_empty() {
-            output.lines(pid, &lines);
+            output.lines(pid, &lines, from);
         }
         let kept = rest.len();
         let from = buf.len() - kept;
@@ -208,6 +226,6 @@ async fn pump<R: AsyncRead + Unpin>(mut stream: R, pid: u32, output: Arc<Output>
         buf.truncate(kept);
     }
     if !buf.is_empty() {
-        output.lines(pid, &[&buf]);
+        output.lines(pid, &[&buf], from);
     }
 }

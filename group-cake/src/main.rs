@@ -68,7 +68,7 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("group-cake: {e:#}\n"));
+            let _ = layer_cake::daemon::finish("group-cake", Err(e));
             std::process::exit(1);
         }
     }
@@ -138,6 +138,8 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
         Some(home_parent.unwrap_or(DEFAULT_HOST_DIRECTORY)),
         secret_file.as_deref(),
         &cli.daemon,
+        // (In the foreground, stdout is the roles'.)
+        !cli.foreground,
     )
     .await?;
     let bound = directory.bound;

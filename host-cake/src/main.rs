@@ -24,9 +24,9 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let lan = cli.directory_at_lan.or_else(layer_cake::lan::lan_directory);
-    run_directory("host-cake", Scope::Host, DEFAULT_HOST_DIRECTORY, lan, cli.daemon).await?;
-    Ok(())
+    let result = run_directory("host-cake", Scope::Host, DEFAULT_HOST_DIRECTORY, lan, cli.daemon).await;
+    layer_cake::daemon::finish("host-cake", result)
 }

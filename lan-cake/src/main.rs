@@ -20,9 +20,9 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let listen = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), DIRECTORY_PORT);
-    run_directory("lan-cake", Scope::Lan, listen, None, cli.daemon).await?;
-    Ok(())
+    let result = run_directory("lan-cake", Scope::Lan, listen, None, cli.daemon).await;
+    layer_cake::daemon::finish("lan-cake", result)
 }

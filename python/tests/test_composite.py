@@ -75,8 +75,7 @@ def test_eight_python_workers_serve_the_rust_server_and_a_killed_one_loses_no_re
         assert len(reply["value"]) == 3 and all(len(row) == 2 for row in reply["value"]), body
 
         # Each Python worker shows its role in the tree, and a search by role finds it.
-        shown = home.run("network", "worker-3")
-        assert "worker.py as worker-3 (" in shown, shown
+        home.wait_for("worker-3 in the tree", lambda: "worker.py as worker-3 (" in home.run("network", "worker-3"))
         roles = {r["role"]: r["pid"] for r in json.loads(home.run("status", "--json"))["roles"]}
         assert len([r for r in roles if r.startswith("worker-")]) == 8, roles
         victim = roles["worker-1"]

@@ -19,13 +19,18 @@ impl LogArgs {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        let _ = tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(|| LossyStderr)
             .with_ansi(colour)
             .with_target(false)
-            .log_internal_errors(false)
-            .try_init();
+            .log_internal_errors(false);
+        // A role of a composite: group-cake stamps each line it keeps, so one time is enough.
+        let _ = if std::env::var_os(crate::role::ROLE_ENV).is_some() {
+            builder.without_time().try_init()
+        } else {
+            builder.try_init()
+        };
     }
 }
 
@@ -59,6 +64,20 @@ impl std::io::Write for LossyStderr {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// How a binary ends: `Ok` exits 0; an error is printed as `NAME: error: ...` (its causes
+/// after it, never a backtrace, whatever `RUST_BACKTRACE` says) and exits 1.
+pub fn finish<E: std::fmt::Display>(name: &str, result: Result<(), E>) -> std::process::ExitCode {
+    use std::io::Write;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // (Never fails: stderr may be a log file on a full disk.)
+            let _ = writeln!(std::io::stderr(), "{name}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

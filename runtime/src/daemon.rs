@@ -1,6 +1,6 @@
 //! What the daemon binaries share: their command line and their start.
 
-pub use crate::binary::{wait_for_signal, LogArgs};
+pub use crate::binary::{finish, wait_for_signal, LogArgs};
 use crate::directory::server::{self, DirectoryConfig};
 use crate::scope::Scope;
 use std::net::SocketAddr;
@@ -41,7 +41,8 @@ pub async fn run_directory(
     args: DaemonArgs,
 ) -> std::io::Result<()> {
     args.log.init();
-    let directory = BoundDirectory::bind(name, scope, default_listen, default_parent, None, &args).await?;
+    let directory =
+        BoundDirectory::bind(name, scope, default_listen, default_parent, None, &args, true).await?;
     notify_ready();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -66,7 +67,8 @@ impl BoundDirectory {
     /// Raises the open-files limit, reads the LAN's secret (`--secret-file`, else
     /// `home_secret`: a bad file stops the daemon before it listens, never running it in the
     /// clear by mistake), checks and binds the listening address (`--listen`, else
-    /// `default_listen`), prints `listening <address>` on stdout, and logs that `name` started.
+    /// `default_listen`), prints `listening <address>` on stdout when `announce` (stdout is
+    /// the roles' in a foreground composite), and logs that `name` started.
     pub async fn bind(
         name: &str,
         scope: Scope,
@@ -74,6 +76,7 @@ impl BoundDirectory {
         default_parent: Option<SocketAddr>,
         home_secret: Option<&std::path::Path>,
         args: &DaemonArgs,
+        announce: bool,
     ) -> std::io::Result<BoundDirectory> {
         let open_files = raise_open_files_limit();
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -98,7 +101,7 @@ impl BoundDirectory {
         let bound = listener.local_addr()?;
         // Never fails: a stdout that cannot be written (a log file on a full disk) must not
         // stop the directory.
-        {
+        if announce {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "listening {bound}").and_then(|()| out.flush());

@@ -93,9 +93,15 @@ impl TestHome {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    /// `layer-cake status --json`.
+    /// `layer-cake status --json` (which exits 3 when nothing runs).
     pub fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json parses")
+        let out = self.run(&["status", "--json"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "status --json failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json parses")
     }
 
     /// The pid of each role in the status that has one.

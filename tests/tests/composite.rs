@@ -76,9 +76,15 @@ fn start_status_stop_leaves_no_process() {
         assert!(!alive(pid), "role process {pid} outlived stop");
     }
     assert_eq!(t.status()["running"], false);
-    assert!(t.ok(&["status"]).ends_with("is not running\n"));
-    let stop = t.fails(&["stop"]);
-    assert!(stop.contains("is not running"), "{stop}");
+    // `status` and `stop` agree that nothing runs: both say so, with exit status 3.
+    for command in ["status", "stop"] {
+        let out = t.run(&[command]);
+        assert_eq!(out.status.code(), Some(3), "{command}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("is not running"),
+            "{command}: {out:?}"
+        );
+    }
     // Each role's history says how it ended.
     let history: Value = serde_json::from_str(&t.ok(&["history", "sleeper-0", "--json"])).unwrap();
     assert_eq!(history[0]["outcome"]["signalled"]["name"], "SIGTERM");
@@ -129,13 +135,13 @@ fn run_with_a_main_role_ends_with_its_status_and_tags_output() {
     let out = t.run(&["run", "--main-role", "answer"]);
     assert_eq!(out.status.code(), Some(3), "the main role's exit status");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tagged = |text: &str| {
-        stderr
-            .lines()
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tagged = |on: &str, text: &str| {
+        on.lines()
             .any(|l| l.starts_with("answer[") && l.ends_with(&format!("] {text}")))
     };
-    assert!(tagged("hello from answer"), "{stderr}");
-    assert!(tagged("oops"), "{stderr}");
+    assert!(tagged(&stdout, "hello from answer"), "{stdout}");
+    assert!(tagged(&stderr, "oops"), "{stderr}");
     assert!(
         stderr.contains("sleeper  killed by SIGTERM, 0 restarts"),
         "{stderr}"
@@ -515,4 +521,43 @@ fn a_directory_by_name_and_no_wan_scope() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("WAN is reserved"), "{err}");
     assert!(!err.contains("PROCESS, GROUP, HOST, LAN, WAN"), "{err}");
+}
+
+/// `run` keeps a role's streams apart (its stdout on stdout, its stderr on stderr, each line
+/// tagged), and shows group-cake's own lines only from warnings up unless asked (`-v`).
+#[test]
+fn run_passes_each_stream_through_and_keeps_its_own_lines_quiet() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let talker = t.script("talker.sh", "echo to-out; echo to-err >&2");
+    t.ok(&["add", &talker, "talker"]);
+    let run = |args: &[&str]| {
+        let mut cmd = t.command(args);
+        cmd.env_remove("LC_DEBUG_LEVEL").env_remove("RUST_LOG");
+        cmd.output().unwrap()
+    };
+    let out = run(&["run"]);
+    assert!(out.status.success(), "{out:?}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("] to-out") && stdout.starts_with("talker["),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("to-err") && !stdout.contains("---"), "{stdout}");
+    assert!(
+        stderr.contains("] to-err") && !stderr.contains("to-out"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" INFO "),
+        "group-cake's own lines are off by default: {stderr}"
+    );
+    let verbose = run(&["run", "-v"]);
+    assert!(
+        String::from_utf8_lossy(&verbose.stderr).contains(" INFO "),
+        "{verbose:?}"
+    );
 }

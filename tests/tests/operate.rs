@@ -232,3 +232,34 @@ fn a_full_disk_stops_no_composite_and_every_command_says_so() {
     assert!(err.contains("the disk is full"), "{err}");
     disk.free();
 }
+
+/// A daemon given something it cannot do says `NAME: error: ...` and exits 1: no backtrace,
+/// even with `RUST_BACKTRACE` set.
+#[test]
+fn a_daemon_refuses_a_mistake_with_error_and_no_backtrace() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for daemon in ["host-cake", "group-cake"] {
+        let out = std::process::Command::new(layer_cake_tests::bin(daemon))
+            .args([
+                "--listen",
+                &addr,
+                "--connect-to-directory",
+                layer_cake_tests::NO_DIRECTORY,
+            ])
+            .env("RUST_BACKTRACE", "1")
+            .env("LC_DEBUG_LEVEL", "warn")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{daemon}: {err}");
+        assert!(
+            err.contains(&format!("{daemon}: error: cannot listen on {addr}")),
+            "{daemon}: {err}"
+        );
+        assert!(
+            !err.contains("backtrace") && !err.contains("Error:"),
+            "{daemon}: {err}"
+        );
+    }
+}

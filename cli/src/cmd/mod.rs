@@ -29,6 +29,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// "Nothing runs": what `status` and `stop` end with (exit status 3) when the home's composite
+/// is not running. The message, if any, goes to stderr.
+#[derive(Debug)]
+pub struct NothingRuns(pub String);
+
+impl std::fmt::Display for NothingRuns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NothingRuns {}
+
+/// The exit status of [`NothingRuns`].
+pub const NOTHING_RUNS: u8 = 3;
+
 /// The group's settings, as flags (`create`, and `update group`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct GroupFlags {
@@ -198,6 +214,7 @@ pub fn group_cake_command(
     main_role: Option<&str>,
     grace_ms: u64,
     foreground: bool,
+    log_level: Option<&str>,
 ) -> Result<std::process::Command> {
     let mut command = std::process::Command::new(group_cake());
     command
@@ -209,6 +226,9 @@ pub fn group_cake_command(
         .arg(grace_ms.to_string());
     if foreground {
         command.arg("--foreground");
+    }
+    if let Some(level) = log_level {
+        command.arg("--debug-level").arg(level);
     }
     if let Some(main) = main_role {
         command.arg("--main-role").arg(main);

@@ -57,6 +57,7 @@ impl Start {
             self.main_role.as_deref(),
             self.grace_ms,
             false,
+            None,
         )?
         // Its own process group: the terminal's Ctrl-C and hang-up are not for it.
         .process_group(0)

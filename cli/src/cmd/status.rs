@@ -11,6 +11,9 @@ use std::path::Path;
 
 /// Show the running composite's roles: each role's state, or with --long-listing its pid,
 /// time up, restarts and how its last process ended; --json for scripts.
+///
+/// Exit status: 0 while the composite runs; 3 when nothing runs (as `stop` says too; with
+/// --json the document says `"running": false`); 1 for an error.
 #[derive(Args)]
 pub struct Status {
     /// Only roles matching these regular expressions (whole names).
@@ -64,10 +67,9 @@ impl Status {
                     roles: Vec::new(),
                 };
                 println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{} is not running", home.path().display());
+                return Err(super::NothingRuns(String::new()).into());
             }
-            return Ok(());
+            return Err(super::NothingRuns(format!("{} is not running", home.path().display())).into());
         };
         let rows: Vec<Row> = status
             .roles

@@ -12,7 +12,8 @@ use std::time::Duration;
 /// Stop the composite started with `layer-cake start` (or `run`, from another terminal).
 ///
 /// Asks group-cake to stop (SIGTERM): it stops every role in order (SIGTERM, the grace period,
-/// then SIGKILL) and ends. Returns once it has.
+/// then SIGKILL) and ends. Returns once it has. Exit status 3 when nothing runs (as `status`
+/// says too).
 #[derive(Args)]
 pub struct Stop {
     /// How long to wait for the composite to end, in seconds.
@@ -26,7 +27,7 @@ impl Stop {
         // The process that holds the run lock now (as the lock file names it), however far
         // it has got with starting: never a pid from an older run's status.
         let Some(pid) = home.holder()? else {
-            bail!("{} is not running", home.path().display());
+            return Err(super::NothingRuns(format!("{} is not running", home.path().display())).into());
         };
         match kill(Pid::from_raw(pid as i32), Signal::SIGTERM) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}

@@ -69,11 +69,12 @@ impl Node {
         }
     }
 
-    /// Its name as shown: `multihosting-worker as worker-3` for a role.
+    /// Its name as shown: `multihosting-worker as worker-3` for a role (just the name when
+    /// the role is named after it).
     pub fn label(&self) -> String {
         match &self.role {
-            Some(role) => format!("{} as {role}", self.name),
-            None => self.name.clone(),
+            Some(role) if *role != self.name => format!("{} as {role}", self.name),
+            _ => self.name.clone(),
         }
     }
 
