@@ -10,7 +10,7 @@ use crate::child::{self, Exited, Output, Running, Start};
 use crate::retry::{Next, Restarts};
 use crate::sentinel::Sentinel;
 use jiff::Timestamp;
-use layer_cake::home::log::{LogWriter, LOG_CAP};
+use layer_cake::home::log::LogWriter;
 use layer_cake::home::run::{CompositeState, Outcome, RoleState, RoleStatus, Run, RunLock, Status};
 use layer_cake::home::{Home, RoleSettings};
 use layer_cake::node::{DIRECTORY_ENV, SECRET_ENV};
@@ -104,11 +104,16 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
     let (exits_tx, mut exits) = mpsc::channel::<Exited>(1024);
     let mut roles = Vec::with_capacity(options.roles.len());
     let now = Timestamp::now();
-    let group_retry = options.home.group()?.retry;
+    let group = options.home.group()?;
+    let group_retry = group.retry;
     for name in &options.roles {
         let settings = options.home.role(name)?;
         let policy = settings.retry.clone().or_else(|| group_retry.clone());
-        let log = LogWriter::open(&options.home, name, LOG_CAP)?;
+        let log = LogWriter::open(
+            &options.home,
+            name,
+            settings.log.or(group.log).unwrap_or_default(),
+        )?;
         roles.push(Role {
             name: name.clone(),
             restarts: policy.map(Restarts::new),

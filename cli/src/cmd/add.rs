@@ -28,6 +28,8 @@ pub struct Add {
     /// `never`, or JSON (as for `create --retry`).
     #[arg(long, value_name = "POLICY", value_parser = super::parse_retry)]
     retry: Option<super::RetryChange>,
+    #[command(flatten)]
+    log: super::LogFlags,
     /// Arguments for the role's process.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -46,6 +48,11 @@ impl Add {
             executable,
             args: self.args,
             retry: self.retry.and_then(|r| r.policy()),
+            log: {
+                let mut limits = None;
+                self.log.apply(&mut limits);
+                limits
+            },
         };
         home.add(&names, &settings)?;
         for name in names {

@@ -1,12 +1,12 @@
 //! `layer-cake log`: a role's output, from its log in the home.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use layer_cake::home::log::LogLine;
+use layer_cake::home::log::{Followed, LogFollower, LogLine};
 use layer_cake::home::Home;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -83,8 +83,16 @@ impl Log {
             to = Some(start + span.abs());
         }
         let ranged = from.is_some() || to.is_some();
-        let lines: Vec<LogLine> = home
-            .log_lines(&self.role)?
+        // Following: from where the follower starts, so no line is shown twice or missed.
+        let follower = self
+            .follow
+            .then(|| LogFollower::from_end(&home, &self.role))
+            .transpose()?;
+        let stored = match &follower {
+            Some(f) => f.history()?,
+            None => home.log_lines(&self.role)?,
+        };
+        let lines: Vec<LogLine> = stored
             .into_iter()
             .filter(|l| from.is_none_or(|f| l.at >= f) && to.is_none_or(|t| l.at < t))
             .collect();
@@ -96,8 +104,8 @@ impl Log {
             print_line(&mut out, line, &zone)?;
         }
         out.flush()?;
-        if self.follow {
-            follow(&home, &self.role, &zone)?;
+        if let Some(follower) = follower {
+            follow(follower, &zone)?;
         }
         Ok(())
     }
@@ -127,60 +135,27 @@ fn print_line(out: &mut impl Write, line: &LogLine, zone: &TimeZone) -> std::io:
     writeln!(out, "{at} {} {}", line.pid, line.text)
 }
 
-/// Prints lines appended to the role's current log from now on, following it when it is moved
-/// aside at its size cap.
-fn follow(home: &Home, role: &str, zone: &TimeZone) -> Result<()> {
-    let path = home.current_log(role);
-    let mut file = open(&path)?;
-    let mut offset = file.metadata()?.len();
-    let mut pending = Vec::new();
+/// Prints lines added to the role's log from now on, following it as its files are moved
+/// aside; where files were moved away before they could be read, says so.
+fn follow(mut follower: LogFollower, zone: &TimeZone) -> Result<()> {
     loop {
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let moved = same_file(&file, &path).is_some_and(|same| !same);
-        if moved || len < offset {
-            // Finish the old file, then start on the new one from its beginning.
-            pending.clear();
-            file.read_to_end(&mut pending)?;
-            print_complete(&mut pending, zone)?;
-            file = open(&path)?;
-            offset = 0;
+        let found = follower.next_lines()?;
+        if found.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        if len > offset {
-            file.seek(SeekFrom::Start(offset))?;
-            let mut chunk = Vec::new();
-            (&mut file).take(len - offset).read_to_end(&mut chunk)?;
-            offset += chunk.len() as u64;
-            pending.extend_from_slice(&chunk);
-            print_complete(&mut pending, zone)?;
-            continue;
+        let mut out = std::io::stdout().lock();
+        for f in found {
+            match f {
+                Followed::Line(line) => print_line(&mut out, &line, zone)?,
+                Followed::Gap(files) => writeln!(
+                    out,
+                    "--- {files} log file{} moved away before they could be read: lines are missing here \
+                     (keep more with --log-files)",
+                    if files == 1 { " was" } else { "s were" }
+                )?,
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        out.flush()?;
     }
-}
-
-fn open(path: &Path) -> Result<std::fs::File> {
-    std::fs::File::open(path).with_context(|| path.display().to_string())
-}
-
-fn same_file(file: &std::fs::File, path: &Path) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let a = file.metadata().ok()?;
-    let b = std::fs::metadata(path).ok()?;
-    Some(a.ino() == b.ino() && a.dev() == b.dev())
-}
-
-fn print_complete(pending: &mut Vec<u8>, zone: &TimeZone) -> Result<()> {
-    let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
-        return Ok(());
-    };
-    let mut out = std::io::stdout().lock();
-    for text in String::from_utf8_lossy(&pending[..end]).lines() {
-        if let Some(line) = LogLine::parse(text) {
-            print_line(&mut out, &line, zone)?;
-        }
-    }
-    out.flush()?;
-    pending.drain(..=end);
-    Ok(())
 }

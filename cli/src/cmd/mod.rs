@@ -24,7 +24,7 @@ pub mod update;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use layer_cake::home::{GroupSettings, Home, RestartMode, RetryPolicy};
+use layer_cake::home::{GroupSettings, Home, LogLimits, RestartMode, RetryPolicy};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +44,61 @@ impl std::error::Error for NothingRuns {}
 
 /// The exit status of [`NothingRuns`].
 pub const NOTHING_RUNS: u8 = 3;
+
+/// How much of a log is kept, as flags (roles: `add`, `update ROLE`; the group's default for
+/// its roles and for group-cake's own log: `create`, `update group`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogFlags {
+    /// The size at which a log file is moved aside: bytes, or with K, M or G (KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub log_size: Option<u64>,
+    /// How many log files are kept, the current one included (default 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub log_files: Option<u32>,
+}
+
+impl LogFlags {
+    /// Lays the flags given over `limits`; returns whether any was given.
+    pub fn apply(&self, limits: &mut Option<LogLimits>) -> bool {
+        if self.log_size.is_none() && self.log_files.is_none() {
+            return false;
+        }
+        let mut l = limits.unwrap_or_default();
+        if let Some(size) = self.log_size {
+            l.size = size;
+        }
+        if let Some(files) = self.log_files {
+            l.files = files;
+        }
+        *limits = Some(l);
+        true
+    }
+}
+
+/// A size: bytes, or a number with K, M or G (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (bytes, or 64K, 1M, 2G)"))?;
+    let scale = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("{text:?} is not a size (bytes, or 64K, 1M, 2G)")),
+    };
+    match n.checked_mul(scale) {
+        Some(size) if size >= 1024 => Ok(size),
+        _ => Err(format!("{text:?}: a log file is at least 1K")),
+    }
+}
 
 /// The group's settings, as flags (`create`, and `update group`).
 #[derive(Debug, Clone, Default, Args)]
@@ -73,6 +128,8 @@ pub struct GroupFlags {
     /// it. Checked now; an empty value clears it.
     #[arg(long, value_name = "FILE", value_parser = parse_secret_file)]
     pub secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: LogFlags,
 }
 
 impl GroupFlags {
@@ -105,6 +162,7 @@ impl GroupFlags {
             group.secret_file = (!file.as_os_str().is_empty()).then(|| file.clone());
             changed = true;
         }
+        changed |= self.log.apply(&mut group.log);
         changed
     }
 }

@@ -72,8 +72,13 @@ impl Update {
         if roles.is_empty() {
             bail!("no role matches {}", self.search.join(" "));
         }
-        if self.executable.is_none() && self.args.is_none() && g.retry.is_none() {
-            bail!("nothing to update: give --executable, --retry or arguments after --");
+        if self.executable.is_none()
+            && self.args.is_none()
+            && g.retry.is_none()
+            && g.log.log_size.is_none()
+            && g.log.log_files.is_none()
+        {
+            bail!("nothing to update: give --executable, --retry, --log-size, --log-files or arguments after --");
         }
         home.check_not_running(&roles)?;
         let executable = self.executable.as_deref().map(resolve_executable).transpose()?;
@@ -88,6 +93,7 @@ impl Update {
             if let Some(retry) = &g.retry {
                 settings.retry = retry.policy();
             }
+            g.log.apply(&mut settings.log);
             home.save_role(&role, &settings)?;
             println!("updated {role}");
         }

@@ -20,7 +20,7 @@ pub mod run;
 mod settings;
 
 pub use files::write_atomic;
-pub use settings::{BadRetryPolicy, GroupSettings, RestartMode, RetryPolicy, RoleSettings};
+pub use settings::{BadRetryPolicy, GroupSettings, LogLimits, RestartMode, RetryPolicy, RoleSettings};
 
 use crate::directory::Search;
 use std::path::{Path, PathBuf};

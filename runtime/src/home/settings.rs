@@ -148,6 +148,26 @@ pub enum BadRetryPolicy {
     Period,
 }
 
+/// How much of a log is kept: files of up to `size` bytes, `files` of them (the one being
+/// written included); the oldest goes when a new one starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogLimits {
+    /// The size at which a log file is moved aside and a new one begun, in bytes.
+    pub size: u64,
+    /// How many files are kept, the current one included (at least 1).
+    pub files: u32,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            size: 1 << 20,
+            files: 2,
+        }
+    }
+}
+
 /// The group's own settings (`layer-cake create ...`, `layer-cake update group ...`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -164,6 +184,10 @@ pub struct GroupSettings {
     /// encrypted LAN: group-cake's link to lan-cake, and every role's sessions with other hosts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
+    /// How much of each role's log is kept, unless the role says otherwise (and of
+    /// group-cake's own log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogLimits>,
 }
 
 /// One role: what to run and with what.
@@ -178,4 +202,7 @@ pub struct RoleSettings {
     /// A restart policy for this role alone, over the group's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// How much of this role's log is kept, over the group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogLimits>,
 }
