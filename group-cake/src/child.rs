@@ -117,8 +117,8 @@ pub struct Start<'a> {
     pub executable: &'a Path,
     /// Its arguments.
     pub args: &'a [String],
-    /// Extra environment.
-    pub env: &'a [(&'static str, String)],
+    /// Its environment, folder and user.
+    pub launch: &'a layer_cake::home::launch::Launch,
     /// The process group to join.
     pub group: Option<i32>,
 }
@@ -134,15 +134,20 @@ pub fn spawn(
     let mut command = Command::new(start.executable);
     command
         .args(start.args)
-        .envs(start.env.iter().map(|(k, v)| (*k, v.as_str())))
-        // systemd's readiness socket is group-cake's own, not its roles'.
-        .env_remove("NOTIFY_SOCKET")
+        // The role's own environment, and nothing else of group-cake's (systemd's readiness
+        // socket, say, is group-cake's own).
+        .env_clear()
+        .envs(start.launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(&start.launch.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
     if let Some(group) = start.group {
         command.process_group(group);
+    }
+    if let Some((uid, gid)) = start.launch.ids {
+        command.uid(uid).gid(gid);
     }
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or_default();

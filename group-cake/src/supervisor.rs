@@ -235,7 +235,7 @@ impl Supervisor {
         role.generation += 1;
         role.next_start = None;
         role.status.next_start = None;
-        let mut env = vec![
+        let mut told = vec![
             (DIRECTORY_ENV, self.status.directory.to_string()),
             (ROLE_ENV, role.name.clone()),
             (HOME_ENV, home),
@@ -243,22 +243,28 @@ impl Supervisor {
             (GROUP_PID_ENV, std::process::id().to_string()),
         ];
         if let Some(file) = &self.secret_file {
-            env.push((SECRET_ENV, file.display().to_string()));
+            told.push((SECRET_ENV, file.display().to_string()));
         }
-        let start = Start {
+        let launch = self.home.launch(&role.name, &role.settings, &told);
+        let start = launch.as_ref().map(|launch| Start {
             executable: &role.settings.executable,
             args: &role.settings.args,
-            env: &env,
+            launch,
             group: self.group,
-        };
+        });
         let now = Timestamp::now();
-        match child::spawn(
-            start,
-            i,
-            role.generation,
-            role.output.clone(),
-            self.exits_tx.clone(),
-        ) {
+        let spawned = start
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|start| {
+                child::spawn(
+                    start,
+                    i,
+                    role.generation,
+                    role.output.clone(),
+                    self.exits_tx.clone(),
+                )
+            });
+        match spawned {
             Ok(running) => {
                 role.status.state = RoleState::Running;
                 role.status.pid = Some(running.pid);

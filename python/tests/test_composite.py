@@ -54,7 +54,11 @@ def test_eight_python_workers_serve_the_rust_server_and_a_killed_one_loses_no_re
     home = Home(tmp_path)
     home.run("create", "--directory-at-host", "127.0.0.1:1", "--retry", '{"min": 0, "max": 0.1}')
     home.run("add", bin_path("multihosting-server"), "server", "--", "--listen", "127.0.0.1:0")
-    home.run("add", str(REPO / "python" / "demos" / "worker.py"), "worker", "--role-count=8")
+    # (A role's environment is its own: the client's path is given to it.)
+    home.run(
+        "add", str(REPO / "python" / "demos" / "worker.py"), "worker", "--role-count=8",
+        "--env", f"PYTHONPATH={REPO / 'python' / 'src'}",
+    )
     home.run("start")
     try:
         url = ""

@@ -9,6 +9,8 @@
 //! | `LC_HOME` | the home folder (absolute) |
 //! | `LC_RETURNED` | a file where the process may leave its result; see [`set_returned`] |
 //! | `LC_GROUP_PID` | group-cake's process id |
+//! | `LC_MODEL` | the role's own folder, kept from run to run (`roles/<role>/model`) |
+//! | `LC_TMP` | the role's scratch folder, emptied before each start (`roles/<role>/tmp`) |
 
 use serde::Serialize;
 
@@ -20,6 +22,10 @@ pub const HOME_ENV: &str = "LC_HOME";
 pub const RETURNED_ENV: &str = "LC_RETURNED";
 /// The variable holding group-cake's process id.
 pub const GROUP_PID_ENV: &str = "LC_GROUP_PID";
+/// The variable naming the role's own folder, kept from run to run.
+pub const MODEL_ENV: &str = "LC_MODEL";
+/// The variable naming the role's scratch folder, emptied before each start.
+pub const TMP_ENV: &str = "LC_TMP";
 
 /// This process's role name, when it was started as a role of a composite.
 pub fn role_name() -> Option<String> {

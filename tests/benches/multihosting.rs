@@ -117,7 +117,17 @@ fn main() {
         "--listen",
         &format!("127.0.0.1:{port}"),
     ]);
-    t.ok(&["add", &worker, "worker", &format!("--role-count={WORKERS}")]);
+    // (A role's environment is its own: a Python worker is given the client's path, if set.)
+    let mut add = vec![
+        "add".to_string(),
+        worker.clone(),
+        "worker".into(),
+        format!("--role-count={WORKERS}"),
+    ];
+    if let Ok(path) = std::env::var("PYTHONPATH") {
+        add.extend(["--env".to_string(), format!("PYTHONPATH={path}")]);
+    }
+    t.ok(&add.iter().map(String::as_str).collect::<Vec<_>>());
 
     // Time to the first 200, from running `layer-cake start`.
     let agent: ureq::Agent = ureq::Agent::config_builder()

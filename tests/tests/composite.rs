@@ -561,3 +561,95 @@ fn run_passes_each_stream_through_and_keeps_its_own_lines_quiet() {
         "{verbose:?}"
     );
 }
+
+/// A role starts the same way wherever `start` runs: in the folder the home is in (or its
+/// --cwd), with its own variables (--env-file, then --env) and none of the invoker's but the
+/// standard few, a private folder kept from run to run and a scratch folder emptied at each
+/// start; and, as root, as the user it names.
+#[test]
+fn a_role_starts_in_its_own_folder_with_its_own_environment() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    let show = t.script(
+        "show.sh",
+        r#"echo "cwd=$(pwd)"; echo "a=$A b=$B c=$C leaked=${LEAKED:-none} path=${PATH:+set}"
+echo "kept=$(cat "$LC_MODEL/kept" 2>/dev/null)"; echo "scratch=$(ls "$LC_TMP")"; echo "uid=$(id -u)"
+date +%s%N > "$LC_MODEL/kept"; touch "$LC_TMP/left-over""#,
+    );
+    std::fs::write(
+        t.dir().join("vars.env"),
+        "# the role's\nA=from-file\nB='file b'\n",
+    )
+    .unwrap();
+    let env_file = t.dir().join("vars.env").display().to_string();
+    t.ok(&[
+        "add",
+        &show,
+        "show",
+        "--env-file",
+        &env_file,
+        "--env",
+        "A=from-flag",
+        "--env",
+        "C=c",
+    ]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = t
+            .command(&["run"])
+            .env("LEAKED", "yes")
+            .current_dir(elsewhere.path())
+            .args(["--home-path", t.home().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = run();
+    let folder = std::fs::canonicalize(t.dir()).unwrap();
+    assert!(first.contains(&format!("] cwd={}", folder.display())), "{first}");
+    assert!(
+        first.contains("] a=from-flag b=file b c=c leaked=none path=set"),
+        "{first}"
+    );
+    assert!(
+        first.contains("] kept=\n") || first.contains("] kept="),
+        "{first}"
+    );
+    let second = run();
+    assert!(
+        !second.contains("] kept=\n"),
+        "the private folder keeps what the last run left: {second}"
+    );
+    assert!(
+        second.contains("] scratch=\n") || second.lines().any(|l| l.ends_with("] scratch=")),
+        "emptied: {second}"
+    );
+    // An explicit folder, and (as root) another user.
+    t.ok(&[
+        "update",
+        "show",
+        "--cwd",
+        elsewhere.path().to_str().unwrap(),
+        "--unset-env",
+        "C",
+    ]);
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        t.ok(&["update", "show", "--user", "nobody"]);
+    }
+    let third = run();
+    let there = std::fs::canonicalize(elsewhere.path()).unwrap();
+    assert!(third.contains(&format!("] cwd={}", there.display())), "{third}");
+    assert!(third.contains(" c= "), "{third}");
+    if root {
+        let nobody = nix::unistd::User::from_name("nobody")
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw();
+        assert!(third.contains(&format!("] uid={nobody}")), "{third}");
+    }
+    let err = t.fails(&["update", "show", "--user", "no-such-user-here"]);
+    assert!(err.contains("no user \"no-such-user-here\""), "{err}");
+}

@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 /// The executable must exist and be executable now. Arguments after `--` are passed to the
 /// role's process each time it starts: `layer-cake add ./worker worker --role-count=8 -- --size=4`.
 /// The home is `.layer-cake` here, or --home-path, or the third argument.
+///
+/// Each process starts the same way wherever `start` is run from: in the folder the home is in
+/// (or --cwd), with a fixed environment: PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TZ, TERM and
+/// NO_COLOR from group-cake's, then --env-file, then --env, then what group-cake tells every
+/// role (LC_DIRECTORY, LC_ROLE, LC_HOME, LC_RETURNED, LC_GROUP_PID, LC_MODEL: the role's own
+/// folder, kept; LC_TMP: its scratch folder, emptied before each start).
 #[derive(Args)]
 pub struct Add {
     /// The program: a path, or a name found on PATH.
@@ -30,6 +36,8 @@ pub struct Add {
     retry: Option<super::RetryChange>,
     #[command(flatten)]
     log: super::LogFlags,
+    #[command(flatten)]
+    launch: super::LaunchFlags,
     /// Arguments for the role's process.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -44,16 +52,13 @@ impl Add {
             None => default_role(&executable),
         };
         let names = role_names(&role, self.role_count, self.role_start);
-        let settings = RoleSettings {
-            executable,
+        let mut settings = RoleSettings {
             args: self.args,
             retry: self.retry.and_then(|r| r.policy()),
-            log: {
-                let mut limits = None;
-                self.log.apply(&mut limits);
-                limits
-            },
+            ..RoleSettings::new(executable)
         };
+        self.log.apply(&mut settings.log);
+        self.launch.apply(&mut settings)?;
         home.add(&names, &settings)?;
         for name in names {
             println!("added {name}");

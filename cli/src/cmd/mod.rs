@@ -22,7 +22,7 @@ pub mod stop;
 pub mod tree;
 pub mod update;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use layer_cake::home::{GroupSettings, Home, LogLimits, RestartMode, RetryPolicy};
 use std::net::SocketAddr;
@@ -73,6 +73,87 @@ impl LogFlags {
         *limits = Some(l);
         true
     }
+}
+
+/// How a role's process is started, as flags (`add`, `update ROLE`). By default a role starts
+/// in the folder the home is in, with a fixed environment (see `layer-cake add --help`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LaunchFlags {
+    /// A variable the process starts with, KEY=VALUE (again for more).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub env: Vec<(String, String)>,
+    /// Remove a variable set with --env (update).
+    #[arg(long = "unset-env", value_name = "KEY")]
+    pub unset_env: Vec<String>,
+    /// A file of KEY=VALUE lines, read at each start (empty: none).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The folder the process starts in (default: the folder the home is in; empty: the default).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// The user the process runs as (group-cake must run as root; empty: group-cake's own).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+}
+
+impl LaunchFlags {
+    /// Lays the flags given over `settings`; returns whether any was given. Paths are made
+    /// absolute (group-cake does not run in this folder), and a user must exist.
+    pub fn apply(&self, settings: &mut layer_cake::home::RoleSettings) -> Result<bool> {
+        let mut changed = false;
+        for (k, v) in &self.env {
+            settings.env.insert(k.clone(), v.clone());
+            changed = true;
+        }
+        for k in &self.unset_env {
+            changed |= settings.env.remove(k).is_some();
+        }
+        if let Some(file) = &self.env_file {
+            settings.env_file = absolute(file)?;
+            if let Some(f) = &settings.env_file {
+                let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+                layer_cake::home::launch::parse_env_file(&text)
+                    .map_err(|e| anyhow!("{}: {e}", f.display()))?;
+            }
+            changed = true;
+        }
+        if let Some(dir) = &self.cwd {
+            settings.cwd = absolute(dir)?;
+            if let Some(d) = settings.cwd.as_ref().filter(|d| !d.is_dir()) {
+                bail!("{} is not a folder", d.display());
+            }
+            changed = true;
+        }
+        if let Some(user) = &self.user {
+            settings.user = (!user.is_empty()).then(|| user.clone());
+            if let Some(u) = &settings.user {
+                layer_cake::home::launch::user_ids(u)?;
+            }
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+/// `path` made absolute; `None` for an empty one (clearing a setting).
+fn absolute(path: &Path) -> Result<Option<PathBuf>> {
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        std::path::absolute(path).with_context(|| path.display().to_string())?,
+    ))
+}
+
+/// KEY=VALUE.
+pub fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    if !layer_cake::home::launch::valid_key(k) {
+        return Err(format!("{k:?} is not a variable name (letters, digits and _)"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// A size: bytes, or a number with K, M or G (powers of 1024).

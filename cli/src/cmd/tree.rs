@@ -225,6 +225,9 @@ impl Walk<'_> {
                 .children
                 .into_iter()
                 .filter(|c| !hide_asker || c.node.id != asker)
+                // Other inspections going on (`network`, `ping` from another shell): passing
+                // visitors that list nothing, not part of the tree.
+                .filter(|c| !is_inspector(c))
             {
                 let mut c = Node::new(&child.node, child.publishes, child.subscribes, Some(addr));
                 match child.node.kind {
@@ -289,6 +292,14 @@ pub fn find<'t>(tree: &'t Tree, id: &str) -> Result<&'t Node> {
             many.iter().map(|n| n.short()).collect::<Vec<_>>().join(", ")
         ),
     }
+}
+
+/// A `layer-cake` command that only looks (it registers nothing).
+fn is_inspector(child: &layer_cake::wire::directory::ChildReport) -> bool {
+    child.node.kind == PeerKind::Process
+        && child.node.name == "layer-cake"
+        && child.publishes.is_empty()
+        && child.subscribes.is_empty()
 }
 
 #[cfg(test)]

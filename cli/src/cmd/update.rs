@@ -20,6 +20,8 @@ pub struct Update {
     executable: Option<String>,
     #[command(flatten)]
     group: GroupFlags,
+    #[command(flatten)]
+    launch: super::LaunchFlags,
     /// New arguments for the roles' processes.
     #[arg(last = true, value_name = "ARGS")]
     args: Option<Vec<String>>,
@@ -28,7 +30,16 @@ pub struct Update {
 impl Update {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let home = Home::open(home_path)?;
+        let l = &self.launch;
+        let launch_given = !l.env.is_empty()
+            || !l.unset_env.is_empty()
+            || l.env_file.is_some()
+            || l.cwd.is_some()
+            || l.user.is_some();
         if self.search == [GROUP_ROLE] {
+            if launch_given {
+                bail!("--env, --env-file, --cwd and --user are a role's: use `layer-cake update ROLE ...`");
+            }
             if self.executable.is_some() || self.args.is_some() {
                 bail!("the group has no executable or arguments; give --retry, --main-role or a directory");
             }
@@ -77,8 +88,9 @@ impl Update {
             && g.retry.is_none()
             && g.log.log_size.is_none()
             && g.log.log_files.is_none()
+            && !launch_given
         {
-            bail!("nothing to update: give --executable, --retry, --log-size, --log-files or arguments after --");
+            bail!("nothing to update: give --executable, --retry, --log-size, --log-files, --env, --env-file, --cwd, --user or arguments after --");
         }
         home.check_not_running(&roles)?;
         let executable = self.executable.as_deref().map(resolve_executable).transpose()?;
@@ -94,6 +106,7 @@ impl Update {
                 settings.retry = retry.policy();
             }
             g.log.apply(&mut settings.log);
+            self.launch.apply(&mut settings)?;
             home.save_role(&role, &settings)?;
             println!("updated {role}");
         }

@@ -15,6 +15,7 @@
 //! so a crash never leaves a half-written settings file.
 
 mod files;
+pub mod launch;
 pub mod log;
 pub mod run;
 mod settings;

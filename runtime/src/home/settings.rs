@@ -190,6 +190,23 @@ pub struct GroupSettings {
     pub log: Option<LogLimits>,
 }
 
+impl RoleSettings {
+    /// A role that runs `executable` with no arguments, and every other setting left to the
+    /// group or the defaults.
+    pub fn new(executable: PathBuf) -> RoleSettings {
+        RoleSettings {
+            executable,
+            args: Vec::new(),
+            retry: None,
+            log: None,
+            env: Default::default(),
+            env_file: None,
+            cwd: None,
+            user: None,
+        }
+    }
+}
+
 /// One role: what to run and with what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,4 +222,16 @@ pub struct RoleSettings {
     /// How much of this role's log is kept, over the group's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogLimits>,
+    /// Variables the process starts with (over those of `env_file`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// A file of `KEY=VALUE` lines the process's variables are read from at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    /// The folder the process starts in (default: the folder the home is in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// The user the process runs as (group-cake must be root to change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }

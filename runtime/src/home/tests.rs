@@ -42,10 +42,8 @@ fn create_add_select_delete_destroy() {
 
     let exe = executable(&tmp.0, "worker", 0o755);
     let settings = RoleSettings {
-        executable: exe.clone(),
         args: vec!["--size=4".into()],
-        retry: None,
-        log: None,
+        ..RoleSettings::new(exe.clone())
     };
     home.add(&role_names("worker", Some(3), 0), &settings).unwrap();
     home.add(&["server".to_string()], &settings).unwrap();
@@ -93,12 +91,7 @@ fn executables_and_role_names_are_checked_when_added() {
     let tmp = Temp::new("checks");
     let home = Home::create(&tmp.0.join("h"), &GroupSettings::default()).unwrap();
     let not_exec = executable(&tmp.0, "data", 0o644);
-    let settings = |executable: PathBuf| RoleSettings {
-        executable,
-        args: vec![],
-        retry: None,
-        log: None,
-    };
+    let settings = RoleSettings::new;
     let err = home.add(&["r".into()], &settings(not_exec)).unwrap_err();
     assert!(err.to_string().contains("not executable"), "{err}");
     let err = home
