@@ -5,7 +5,10 @@
 //! records their output and history in the home, and stops them all when it stops.
 
 mod child;
+mod control;
+mod operate;
 mod retry;
+mod role;
 mod sentinel;
 mod supervisor;
 
@@ -155,6 +158,7 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
             let options = supervisor::Options {
                 home: prepared.home,
                 roles: prepared.roles,
+                searches: cli.roles.clone(),
                 main_role: prepared.main_role,
                 secret_file,
                 foreground: cli.foreground,

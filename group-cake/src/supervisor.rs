@@ -6,19 +6,18 @@
 //! owner's loop. The home's `run/status.json` is rewritten after every change, and each role's
 //! history on every start and end, so the CLI can show them.
 
-use crate::child::{self, Exited, Output, Running, Start};
-use crate::retry::{Next, Restarts};
+use crate::child::{self, Exited, Start};
+use crate::retry::Next;
+pub(crate) use crate::role::{new_role, Role};
 use crate::sentinel::Sentinel;
 use jiff::Timestamp;
-use layer_cake::home::log::LogWriter;
-use layer_cake::home::run::{CompositeState, Outcome, RoleState, RoleStatus, Run, RunLock, Status};
-use layer_cake::home::{Home, RoleSettings};
+use layer_cake::home::run::{CompositeState, Outcome, RoleState, Run, RunLock, Status};
+use layer_cake::home::Home;
 use layer_cake::node::{DIRECTORY_ENV, SECRET_ENV};
 use layer_cake::role::{GROUP_PID_ENV, HOME_ENV, RETURNED_ENV, ROLE_ENV};
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -34,6 +33,8 @@ pub struct Options {
     pub home: Home,
     /// The roles to run (already selected and checked).
     pub roles: Vec<String>,
+    /// The searches that selected them (empty: every role), for `reload`.
+    pub searches: Vec<String>,
     /// The role whose end ends the composite.
     pub main_role: Option<String>,
     /// Copy the roles' output to stderr (`layer-cake run`).
@@ -46,21 +47,6 @@ pub struct Options {
     pub secret_file: Option<std::path::PathBuf>,
 }
 
-struct Role {
-    name: String,
-    settings: RoleSettings,
-    restarts: Option<Restarts>,
-    output: Arc<Output>,
-    status: RoleStatus,
-    generation: u64,
-    running: Option<Running>,
-    /// When the current process started (monotonic; for the policy's `stable`).
-    started_at: Instant,
-    /// When the current process started (for its history entry).
-    run_start: Timestamp,
-    next_start: Option<Instant>,
-}
-
 /// Why the composite is ending.
 enum End {
     /// Asked to stop (a signal).
@@ -71,27 +57,35 @@ enum End {
     AllEnded,
 }
 
-struct Supervisor {
-    home: Home,
-    roles: Vec<Role>,
-    status: Status,
+pub(crate) struct Supervisor {
+    pub(crate) home: Home,
+    pub(crate) roles: Vec<Role>,
+    pub(crate) status: Status,
     main_role: Option<usize>,
     group: Option<i32>,
     exits_tx: mpsc::Sender<Exited>,
-    stopping: bool,
+    pub(crate) stopping: bool,
     main_ended: Option<i32>,
-    dirty: bool,
+    pub(crate) dirty: bool,
     /// Roles whose history needs the start of their current run recorded.
     to_record: Vec<usize>,
     /// The LAN's secret file, for the roles.
     secret_file: Option<std::path::PathBuf>,
+    /// How long a role gets to end after SIGTERM.
+    pub(crate) grace: Duration,
+    /// The searches that chose the roles (for `reload`).
+    pub(crate) searches: Vec<String>,
+    /// The group's settings, as last read.
+    pub(crate) group_settings: layer_cake::home::GroupSettings,
+    /// Copy the roles' output to this process's (`run`).
+    pub(crate) foreground: bool,
 }
 
 /// Runs the composite until it ends; returns the exit status for group-cake.
 pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    // A closed terminal must not end a composite started in the background.
+    // A closed terminal must not end a composite started in the background (SIGHUP reloads).
     let mut sighup = signal(SignalKind::hangup())?;
 
     let sentinel = match Sentinel::start(options.grace) {
@@ -102,41 +96,11 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         }
     };
     let (exits_tx, mut exits) = mpsc::channel::<Exited>(1024);
-    let mut roles = Vec::with_capacity(options.roles.len());
     let now = Timestamp::now();
     let group = options.home.group()?;
-    let group_retry = group.retry;
+    let mut roles = Vec::with_capacity(options.roles.len());
     for name in &options.roles {
-        let settings = options.home.role(name)?;
-        let policy = settings.retry.clone().or_else(|| group_retry.clone());
-        let log = LogWriter::open(
-            &options.home,
-            name,
-            settings.log.or(group.log).unwrap_or_default(),
-        )?;
-        roles.push(Role {
-            name: name.clone(),
-            restarts: policy.map(Restarts::new),
-            settings,
-            output: Arc::new(Output {
-                log: Mutex::new(log),
-                echo: options.foreground,
-                role: name.clone(),
-            }),
-            status: RoleStatus {
-                state: RoleState::Ended,
-                pid: None,
-                since: now,
-                restarts: 0,
-                next_start: None,
-                last: None,
-            },
-            generation: 0,
-            running: None,
-            started_at: Instant::now(),
-            run_start: now,
-            next_start: None,
-        });
+        roles.push(new_role(&options.home, name, &group, options.foreground)?);
     }
     let main_role = match &options.main_role {
         Some(main) => Some(
@@ -167,6 +131,18 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         dirty: true,
         to_record: Vec::new(),
         secret_file: options.secret_file,
+        grace: options.grace,
+        searches: options.searches.clone(),
+        group_settings: group,
+        foreground: options.foreground,
+    };
+    // Requests from the CLI (restart, start or stop of some roles, reload).
+    let (mut requests, _control) = match crate::control::listen(&sup.home.control_socket()) {
+        Ok((rx, removed)) => (Some(rx), Some(removed)),
+        Err(e) => {
+            warn!(error = %e, "no control socket: restart, reload and stopping single roles will not work");
+            (None, None)
+        }
     };
 
     // Every role at once: no waiting for one before starting the next.
@@ -182,18 +158,44 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         if let Some(code) = sup.main_ended {
             break End::MainEnded(code);
         }
-        if !sup.roles.iter().any(|r| r.status.state.is_active()) {
+        // (A role stopped by request keeps the composite up: it may be started again.)
+        let held = sup
+            .roles
+            .iter()
+            .any(|r| !r.removed && r.status.state == RoleState::Stopped);
+        if !held
+            && !sup
+                .roles
+                .iter()
+                .any(|r| r.status.state.is_active() || r.stopping.is_some())
+        {
             break End::AllEnded;
         }
         let next_start = sup.roles.iter().filter_map(|r| r.next_start).min();
+        let next_kill = sup
+            .roles
+            .iter()
+            .filter_map(|r| r.stopping.map(|(at, _)| at))
+            .min();
         tokio::select! {
             Some(exit) = exits.recv() => sup.on_exit(exit),
             _ = tokio::time::sleep_until(next_start.unwrap_or_else(Instant::now)), if next_start.is_some() => {
                 sup.start_due();
             }
+            _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)), if next_kill.is_some() => {
+                sup.kill_due();
+            }
+            Some(asked) = async { requests.as_mut()?.recv().await }, if requests.is_some() => {
+                let answer = sup.on_request(asked.request);
+                let _ = asked.answer.send(answer);
+            }
             _ = sigint.recv() => break End::Stopped("interrupted"),
             _ = sigterm.recv() => break End::Stopped("asked to stop"),
-            _ = sighup.recv() => info!("hang-up ignored"),
+            // The hang-up of a closed terminal does not end a composite: it reloads the home.
+            _ = sighup.recv() => {
+                let answer = sup.on_request(layer_cake::home::control::Request::Reload);
+                info!(?answer, "hang-up: home reloaded");
+            }
         }
         sup.save();
     };
@@ -227,7 +229,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
 
 impl Supervisor {
     /// Starts one process of role `i`.
-    fn start(&mut self, i: usize) {
+    pub(crate) fn start(&mut self, i: usize) {
         let home = self.home.path().display().to_string();
         let returned = self.home.returned_file(&self.roles[i].name);
         let _ = std::fs::remove_file(&returned);
@@ -330,6 +332,10 @@ impl Supervisor {
             role.status.state = RoleState::Stopped;
             return;
         }
+        if let Some((_, then)) = role.stopping.take() {
+            self.after_requested_stop(exit.role, then);
+            return;
+        }
         if Some(exit.role) == self.main_role {
             info!(role = %role.name, outcome = %exit.outcome, "main role ended");
             role.status.state = RoleState::Ended;
@@ -387,6 +393,7 @@ impl Supervisor {
         self.status.roles = self
             .roles
             .iter()
+            .filter(|r| !r.removed)
             .map(|r| (r.name.clone(), r.status.clone()))
             .collect();
         if let Err(e) = self.home.save_status(&self.status) {

@@ -339,3 +339,87 @@ fn log_follow_loses_no_line_unseen_in_a_fast_burst() {
         t.ok(&["stop"]);
     }
 }
+
+fn pid_of(t: &TestHome, role: &str) -> Option<u32> {
+    t.role_pids().into_iter().find(|(r, _)| r == role).map(|(_, p)| p)
+}
+
+fn state_of(t: &TestHome, role: &str) -> Option<String> {
+    t.status()["roles"]
+        .as_array()?
+        .iter()
+        .find(|r| r["role"] == role)
+        .map(|r| r["state"].as_str().unwrap_or("").to_string())
+}
+
+/// One role at a time in a running composite: restart it, stop it, start it again; reload
+/// the home (an added role started, a changed one restarted, a deleted one gone, the rest
+/// untouched), by `layer-cake reload` and by SIGHUP; group policies changed with no stop.
+#[test]
+fn roles_are_restarted_stopped_started_and_reloaded_one_at_a_time() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", "127.0.0.1:1"]);
+    for role in ["a", "b", "c"] {
+        t.ok(&["add", "/bin/sleep", role, "--", "600"]);
+    }
+    t.ok(&["start"]);
+    let (a, b, c) = (
+        pid_of(&t, "a").unwrap(),
+        pid_of(&t, "b").unwrap(),
+        pid_of(&t, "c").unwrap(),
+    );
+
+    let said = t.ok(&["restart", "a"]);
+    assert!(said.contains("restarting a"), "{said}");
+    let a2 = pid_of(&t, "a").unwrap();
+    assert_ne!(a2, a);
+    assert!(!alive(a), "the old process of a is gone");
+    assert_eq!(
+        (pid_of(&t, "b"), pid_of(&t, "c")),
+        (Some(b), Some(c)),
+        "the others carry on"
+    );
+
+    t.ok(&["stop", "b"]);
+    assert_eq!(state_of(&t, "b").as_deref(), Some("stopped"));
+    assert!(!alive(b));
+    assert_eq!(pid_of(&t, "a"), Some(a2));
+    t.ok(&["start", "b"]);
+    let b2 = pid_of(&t, "b").unwrap();
+    assert_eq!(state_of(&t, "b").as_deref(), Some("running"));
+
+    // Changes to the home, applied by reload: c's arguments, a new role d, b deleted (it
+    // must be stopped first), the group's policy.
+    t.ok(&["update", "c", "--", "601"]);
+    t.ok(&["add", "/bin/sleep", "d", "--", "600"]);
+    t.ok(&["update", "group", "--retry", "on-failure"]);
+    t.ok(&["stop", "b"]);
+    t.ok(&["delete", "b"]);
+    let said = t.ok(&["reload"]);
+    assert!(
+        said.contains("started d") && said.contains("stopped b") && said.contains("restarting c"),
+        "{said}"
+    );
+    t.wait_for("c restarted and d started", || {
+        pid_of(&t, "c").is_some_and(|p| p != c) && pid_of(&t, "d").is_some()
+    });
+    assert!(!alive(b2));
+    assert_eq!(pid_of(&t, "a"), Some(a2), "a, unchanged, is left alone");
+    assert_eq!(state_of(&t, "b"), None, "b is gone from the composite");
+    assert_eq!(t.ok(&["reload"]).trim(), "nothing changed");
+
+    // SIGHUP does the same.
+    t.ok(&["add", "/bin/sleep", "e", "--", "600"]);
+    let group_cake = t.status()["pid"].as_u64().unwrap() as i32;
+    kill(Pid::from_raw(group_cake), Signal::SIGHUP).unwrap();
+    t.wait_for("e started by the hang-up", || pid_of(&t, "e").is_some());
+
+    let err = t.run(&["restart", "nosuch"]);
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("no role"),
+        "{err:?}"
+    );
+    t.ok(&["stop"]);
+    let out = t.run(&["restart", "a"]);
+    assert_eq!(out.status.code(), Some(3), "nothing runs: {out:?}");
+}

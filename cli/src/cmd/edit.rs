@@ -22,14 +22,10 @@ impl Edit {
             .or_else(|_| std::env::var("EDITOR"))
             .map_err(|_| anyhow!("set $LC_EDITOR or $EDITOR to the editor to use"))?;
         let (original, draft) = if self.role == GROUP_ROLE {
-            if home.is_running()? {
-                bail!("{} is running: stop it first", home.path().display());
-            }
             let text = serde_json::to_string_pretty(&home.group()?)?;
             (text, home.path().join(".group.json.edit"))
         } else {
             let settings = home.role(&self.role)?;
-            home.check_not_running(std::slice::from_ref(&self.role))?;
             let text = serde_json::to_string_pretty(&settings)?;
             (text, home.role_dir(&self.role).join(".role.json.edit"))
         };

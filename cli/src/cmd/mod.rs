@@ -11,6 +11,7 @@ pub mod history;
 pub mod list;
 pub mod log;
 pub mod network;
+pub mod operate;
 pub mod ping;
 pub mod returned;
 pub mod run;

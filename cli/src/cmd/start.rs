@@ -13,7 +13,8 @@ use std::time::Duration;
 /// How long `start` waits for the composite to be up.
 const READY: Duration = Duration::from_secs(20);
 
-/// Start roles as one composite process in the background, and return once it runs.
+/// Start roles as one composite process in the background, and return once it runs. While
+/// it runs, `start ROLE...` starts those roles in it (stopped ones, or roles added since).
 ///
 /// The same composite as `run`, detached from the terminal: the roles' output goes to their
 /// logs in the home (`layer-cake log ROLE`), group-cake's own to run/group-cake.log. See it with
@@ -37,7 +38,13 @@ impl Start {
         check_main_role(self.main_role.as_deref(), &roles)?;
         // Held from here on, and handed over to group-cake: a `stop` or another `start` sees
         // the home running from this moment, and the process to signal.
-        let lock = home.lock()?;
+        let lock = match home.lock() {
+            // Running already: some roles of it may be started.
+            Err(layer_cake::home::HomeError::Running { .. }) if !self.search.is_empty() => {
+                return super::operate::start_or_stop(&home, &self.search, true);
+            }
+            other => other?,
+        };
         home.check_room()
             .with_context(|| format!("cannot start {}", home.path().display()))?;
         // No holder yet (0: `stop` waits for group-cake's pid; it never signals this process),

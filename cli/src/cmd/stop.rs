@@ -16,6 +16,9 @@ use std::time::Duration;
 /// says too).
 #[derive(Args)]
 pub struct Stop {
+    /// Only these roles (regular expressions matching whole names): they stop, the rest of
+    /// the composite carries on (`start ROLE` starts them again).
+    search: Vec<String>,
     /// How long to wait for the composite to end, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -24,6 +27,9 @@ pub struct Stop {
 impl Stop {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let home = Home::open(home_path)?;
+        if !self.search.is_empty() {
+            return super::operate::start_or_stop(&home, &self.search, false);
+        }
         // The process that holds the run lock now (as the lock file names it), however far
         // it has got with starting: never a pid from an older run's status.
         let Some(pid) = home.holder()? else {

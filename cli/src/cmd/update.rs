@@ -10,6 +10,8 @@ use std::path::Path;
 ///
 /// For roles: arguments after `--` replace the ones they start with; --executable and --retry
 /// replace theirs. For the group: --retry, --main-role, --directory-at-host, --directory-at-lan.
+/// A running composite takes the change at `layer-cake reload` (a role's restart uses its own
+/// settings then too; the directories and the main role, at the next start).
 #[derive(Args)]
 pub struct Update {
     /// The roles to change (regular expressions matching whole role names), or `group`.
@@ -43,12 +45,6 @@ impl Update {
             if self.executable.is_some() || self.args.is_some() {
                 bail!("the group has no executable or arguments; give --retry, --main-role or a directory");
             }
-            if home.is_running()? {
-                bail!(
-                    "{} is running: stop it first to change the group's settings",
-                    home.path().display()
-                );
-            }
             if let Some(main) = &self.group.main_role {
                 let roles = home.roles()?;
                 if !roles.contains(main) {
@@ -66,6 +62,7 @@ impl Update {
             }
             home.save_group(&group)?;
             println!("updated {GROUP_ROLE}");
+            note_running(&home)?;
             return Ok(());
         }
         let g = &self.group;
@@ -92,7 +89,6 @@ impl Update {
         {
             bail!("nothing to update: give --executable, --retry, --log-size, --log-files, --env, --env-file, --cwd, --user or arguments after --");
         }
-        home.check_not_running(&roles)?;
         let executable = self.executable.as_deref().map(resolve_executable).transpose()?;
         for role in roles {
             let mut settings = home.role(&role)?;
@@ -110,6 +106,15 @@ impl Update {
             home.save_role(&role, &settings)?;
             println!("updated {role}");
         }
+        note_running(&home)?;
         Ok(())
     }
+}
+
+/// A running composite takes changed settings when it reloads the home: says so.
+fn note_running(home: &Home) -> Result<()> {
+    if home.is_running()? {
+        println!("the running composite takes it with `layer-cake reload` (or at a role's restart)");
+    }
+    Ok(())
 }

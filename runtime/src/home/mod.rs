@@ -14,6 +14,7 @@
 //! Every write goes to a temporary file in the same folder and is renamed over the old one,
 //! so a crash never leaves a half-written settings file.
 
+pub mod control;
 mod files;
 pub mod launch;
 pub mod log;
