@@ -7,6 +7,7 @@
 mod child;
 mod control;
 mod operate;
+mod own_log;
 mod retry;
 mod role;
 mod sentinel;
@@ -110,6 +111,7 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
                 Err(e) => tracing::warn!(error = %e, "cannot mark the runs the last composite did not record"),
             }
             let group = home.group()?;
+            own_log::keep_within(&home, group.log.unwrap_or_default());
             let roles = home.select(&cli.roles)?;
             if roles.is_empty() {
                 anyhow::bail!("no roles to run in {}", home.path().display());

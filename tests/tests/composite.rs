@@ -223,7 +223,10 @@ fn deleting_running_roles_is_refused_and_changes_wait_for_a_reload() {
     let pids = running_pids(&t, 2);
     // A running role's settings may change: the composite takes them at a reload.
     let said = t.ok(&["update", "sleeper-0", "--", "5"]);
-    assert!(said.starts_with("updated sleeper-0\n") && said.contains("layer-cake reload"), "{said}");
+    assert!(
+        said.starts_with("updated sleeper-0\n") && said.contains("layer-cake reload"),
+        "{said}"
+    );
     assert_eq!(running_pids(&t, 2), pids, "nothing restarted yet");
     let e = t.fails(&["delete", "sleeper-.*"]);
     assert_eq!(

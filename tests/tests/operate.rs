@@ -423,3 +423,41 @@ fn roles_are_restarted_stopped_started_and_reloaded_one_at_a_time() {
     let out = t.run(&["restart", "a"]);
     assert_eq!(out.status.code(), Some(3), "nothing runs: {out:?}");
 }
+
+/// group-cake's own log is kept within the group's log limits too: past its size it is
+/// moved aside and a new one begun, which the lines after go to.
+#[test]
+fn group_cakes_own_log_is_moved_aside_at_its_size() {
+    let t = TestHome::new();
+    t.ok(&[
+        "create",
+        "--directory-at-host",
+        "127.0.0.1:1",
+        "--log-size",
+        "1K",
+        "--log-files",
+        "3",
+        "--retry",
+        r#"{"min": 0, "max": 0.01, "intensity": 1000000}"#,
+    ]);
+    // A role that ends at once, restarted for ever: group-cake says so each time.
+    t.ok(&["add", "/bin/true", "brief"]);
+    let out = t
+        .command(&["start"])
+        .env("LC_DEBUG_LEVEL", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let run = t.home().join("run");
+    t.wait_for("the log to be moved aside twice", || {
+        run.join("group-cake.previous-2.log").exists()
+    });
+    let size = |name: &str| std::fs::metadata(run.join(name)).map_or(0, |m| m.len());
+    assert!(size("group-cake.previous.log") >= 1024, "moved aside at its size");
+    assert!(
+        !run.join("group-cake.previous-3.log").exists(),
+        "three files kept, no more"
+    );
+    t.wait_for("lines in the new file", || size("group-cake.log") > 0);
+    t.ok(&["stop"]);
+}

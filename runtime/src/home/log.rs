@@ -167,17 +167,7 @@ impl LogWriter {
     /// The current file becomes `previous.log`, each older one moves one place on, the
     /// oldest goes; a new current file is begun.
     fn move_aside(&mut self) -> std::io::Result<()> {
-        let keep = self.limits.files;
-        if keep == 1 {
-            std::fs::remove_file(self.dir.join(CURRENT))?;
-        } else {
-            for k in (1..keep).rev() {
-                match std::fs::rename(self.dir.join(file_name(k - 1)), self.dir.join(file_name(k))) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-            }
-        }
+        shift_files(&self.dir, file_name, self.limits.files)?;
         self.file = open_append(&self.dir.join(CURRENT))?;
         self.len = 0;
         self.number += 1;
@@ -194,7 +184,26 @@ impl LogWriter {
     }
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
+/// Moves a log's files one place on in `dir` (file 0, the current one, becomes file 1, and so
+/// on), keeping `keep` of them: the oldest goes (with `keep` 1, the current one itself).
+/// `name(k)` names the `k`-th. Then file 0 is free for a new current file.
+pub fn shift_files(dir: &Path, name: impl Fn(u32) -> String, keep: u32) -> std::io::Result<()> {
+    if keep <= 1 {
+        return match std::fs::remove_file(dir.join(name(0))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    for k in (1..keep).rev() {
+        match std::fs::rename(dir.join(name(k - 1)), dir.join(name(k))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn open_append(path: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new().create(true).append(true).open(path)
 }
 
