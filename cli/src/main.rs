@@ -49,6 +49,8 @@ enum Command {
     Ping(cmd::ping::Ping),
     Call(cmd::call::CallCmd),
     Secret(cmd::secret::SecretCmd),
+    Export(cmd::export::Export),
+    Import(cmd::export::Import),
     Completions(cmd::completions::Completions),
     Man(cmd::completions::Man),
 }
@@ -86,6 +88,8 @@ fn main() -> ExitCode {
         Command::Ping(c) => c.run(&cli.home_path),
         Command::Call(c) => c.run(&cli.home_path),
         Command::Secret(c) => c.run(&cli.home_path),
+        Command::Export(c) => c.run(&cli.home_path),
+        Command::Import(c) => c.run(&cli.home_path),
         Command::Completions(c) => c.run(Cli::command()),
         Command::Man(c) => c.run(Cli::command()),
     };

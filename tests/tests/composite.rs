@@ -656,3 +656,59 @@ date +%s%N > "$LC_MODEL/kept"; touch "$LC_TMP/left-over""#,
     let err = t.fails(&["update", "show", "--user", "no-such-user-here"]);
     assert!(err.contains("no user \"no-such-user-here\""), "{err}");
 }
+
+/// `export` packs a home and its executables into one archive; `import` unpacks it into a new
+/// home elsewhere that starts as it is, the original untouched and no longer needed.
+#[test]
+fn an_exported_home_is_imported_elsewhere_and_starts() {
+    let t = TestHome::new();
+    t.ok(&[
+        "create",
+        "--directory-at-host",
+        "127.0.0.1:1",
+        "--retry",
+        "on-failure",
+    ]);
+    let script = t.script("sleepy.sh", "echo \"hello from $LC_ROLE, A=$A\"; exec sleep 600");
+    std::fs::write(t.dir().join("vars.env"), "A=from-the-file\n").unwrap();
+    let vars = t.dir().join("vars.env").display().to_string();
+    t.ok(&["add", &script, "sleepy", "--role-count=2", "--env-file", &vars]);
+    t.ok(&["add", "/bin/sleep", "plain", "--", "600"]);
+    let archive = t.dir().join("composite.tar.gz");
+    let said = t.ok(&["export", archive.to_str().unwrap()]);
+    assert!(said.contains("exported 3 roles and 2 executables"), "{said}");
+    assert!(t
+        .fails(&["export", archive.to_str().unwrap()])
+        .contains("exists; give --force"));
+
+    let there = TestHome::new();
+    let said = there.ok(&["import", archive.to_str().unwrap()]);
+    assert!(said.contains("imported 3 roles"), "{said}");
+    // Its executables are its own now: the original ones can go.
+    std::fs::remove_file(&script).unwrap();
+    std::fs::remove_file(&vars).unwrap();
+    let listed = there.ok(&["list", "-l"]);
+    assert!(
+        listed.contains(&format!("{}/bin/sleepy.sh", there.home().display())),
+        "{listed}"
+    );
+    there.ok(&["start"]);
+    there.wait_for("both sleepy roles to say hello", || {
+        ["sleepy-0", "sleepy-1"].iter().all(|r| {
+            there
+                .ok(&["log", r])
+                .contains(&format!("hello from {r}, A=from-the-file"))
+        })
+    });
+    assert_eq!(there.role_pids().len(), 3);
+    there.ok(&["stop"]);
+    assert!(there
+        .fails(&["import", archive.to_str().unwrap()])
+        .contains("exists"));
+    let junk = t.dir().join("junk.tar.gz");
+    std::fs::write(&junk, "not an archive").unwrap();
+    let fresh = TestHome::new();
+    let err = fresh.fails(&["import", junk.to_str().unwrap()]);
+    assert!(err.contains("not an archive"), "{err}");
+    assert!(!fresh.home().exists(), "a failed import leaves nothing behind");
+}

@@ -7,6 +7,7 @@ pub mod create;
 pub mod delete;
 pub mod destroy;
 pub mod edit;
+pub mod export;
 pub mod history;
 pub mod list;
 pub mod log;
