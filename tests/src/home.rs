@@ -104,6 +104,15 @@ impl TestHome {
         serde_json::from_slice(&out.stdout).expect("status --json parses")
     }
 
+    /// One role's entry in `status --json`, if the composite has it.
+    pub fn role_status(&self, role: &str) -> Option<Value> {
+        self.status()["roles"]
+            .as_array()?
+            .iter()
+            .find(|r| r["role"] == role)
+            .cloned()
+    }
+
     /// The pid of each role in the status that has one.
     pub fn role_pids(&self) -> Vec<(String, u32)> {
         let status = self.status();

@@ -459,21 +459,11 @@ fn restart_modes_on_failure_never_and_clearing() {
     t.ok(&["add", &bad, "bad"]);
     t.ok(&["add", &bad, "once", "--retry", "never"]);
     t.ok(&["start"]);
-    let role = |status: &Value, name: &str| {
-        status["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["role"] == name)
-            .cloned()
-            .unwrap()
-    };
     t.wait_for("bad to be restarted twice", || {
-        role(&t.status(), "bad")["restarts"].as_u64() >= Some(2)
+        t.role_status("bad").unwrap()["restarts"].as_u64() >= Some(2)
     });
-    let status = t.status();
     for (name, why) in [("ok", "exited 0"), ("once", "never")] {
-        let r = role(&status, name);
+        let r = t.role_status(name).unwrap();
         assert_eq!(r["restarts"], 0, "{name} ({why}): {r}");
         assert_eq!(r["state"], "ended", "{name} ({why}): {r}");
     }

@@ -345,11 +345,7 @@ fn pid_of(t: &TestHome, role: &str) -> Option<u32> {
 }
 
 fn state_of(t: &TestHome, role: &str) -> Option<String> {
-    t.status()["roles"]
-        .as_array()?
-        .iter()
-        .find(|r| r["role"] == role)
-        .map(|r| r["state"].as_str().unwrap_or("").to_string())
+    Some(t.role_status(role)?["state"].as_str()?.to_string())
 }
 
 /// One role at a time in a running composite: restart it, stop it, start it again; reload
