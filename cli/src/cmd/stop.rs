@@ -9,7 +9,8 @@ use nix::unistd::Pid;
 use std::path::Path;
 use std::time::Duration;
 
-/// Stop the composite started with `layer-cake start` (or `run`, from another terminal).
+/// Stop the composite started with `layer-cake start` (or `run`, from another terminal), or
+/// with ROLEs, only those roles.
 ///
 /// Asks group-cake to stop (SIGTERM): it stops every role in order (SIGTERM, the grace period,
 /// then SIGKILL) and ends. Returns once it has. Exit status 3 when nothing runs (as `status`
