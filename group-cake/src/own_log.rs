@@ -5,7 +5,6 @@
 
 use layer_cake::home::log::shift_files;
 use layer_cake::home::{Home, LogLimits};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 use tracing::warn;
@@ -45,7 +44,7 @@ pub fn keep_within(home: &Home, limits: LogLimits) {
 /// Is `path` the file this process's stderr writes to?
 fn is_stderr(path: &PathBuf) -> bool {
     match (std::fs::metadata("/proc/self/fd/2"), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        (Ok(a), Ok(b)) => layer_cake::fsutil::same_file(&a, &b),
         _ => false,
     }
 }

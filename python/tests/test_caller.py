@@ -135,7 +135,9 @@ async def test_a_later_call_is_made_at_its_time_and_a_periodic_one_until_the_loo
         # Cancelled before its time: never made (a marker after its time is all that is heard).
         dropped = caller.later(0.05, "dropped")
         dropped.cancel()
-        await asyncio.sleep(0.1)
+        # (Cancelled before its time, it has ended, unmade: nothing is left to make it later.)
+        await asyncio.gather(dropped, return_exceptions=True)
+        assert dropped.cancelled()
         assert await caller.one("marker") == "re marker"
         assert [h for h, _ in heard] == ["later", "marker"]
         replies = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 
 from conftest import bin_path
 from messages import Ping, Pong

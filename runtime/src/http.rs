@@ -258,7 +258,7 @@ impl From<CallError> for HttpError {
             CallError::InstanceLost { .. } | CallError::Failed { .. } | CallError::Decode(_) => {
                 HttpError::BadGateway(text)
             }
-            CallError::Send(_) | CallError::Encode(_) | CallError::Cancelled => HttpError::Internal(text),
+            CallError::Send(_) | CallError::Cancelled => HttpError::Internal(text),
         }
     }
 }

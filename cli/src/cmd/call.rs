@@ -74,15 +74,11 @@ impl CallCmd {
         Search::new(&self.search)?;
         let body: Box<RawValue> = serde_json::from_str(&self.body)
             .with_context(|| format!("the message is not JSON: {}", self.body))?;
-        if self.scope == Scope::Process || self.scope == Scope::Wan {
+        // (WAN is refused when the scope is read.)
+        if self.scope == Scope::Process {
             bail!("--scope must be GROUP, HOST or LAN");
         }
-        let addr = self.directory.address(home_path);
-        let secret = self.directory.secret(home_path)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
+        self.directory.block_on(home_path, |addr, secret| async move {
             let timeout = Duration::from_secs_f64(self.timeout);
             let until = tokio::time::Instant::now() + timeout;
             let mut node = Node::builder().directory(addr).name("layer-cake call");

@@ -33,17 +33,10 @@ pub struct Network {
 impl Network {
     pub fn run(self, home_path: &Path) -> Result<()> {
         let search = self.search.as_deref().map(Search::new).transpose()?;
-        let addr = self.directory.address(home_path);
-        let secret = self.directory.secret(home_path)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let tree = runtime.block_on(gather(
-            addr,
-            self.directory.named(),
-            self.long_listing || self.json,
-            secret.as_ref(),
-        ))?;
+        let (named, sessions) = (self.directory.named(), self.long_listing || self.json);
+        let tree = self.directory.block_on(home_path, |addr, secret| async move {
+            gather(addr, named, sessions, secret.as_ref()).await
+        })?;
         let mut root = tree.root;
         if let Some(re) = &search {
             if !keep(&mut root, re) {

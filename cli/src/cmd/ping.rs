@@ -28,14 +28,10 @@ pub struct Ping {
 
 impl Ping {
     pub fn run(self, home_path: &Path) -> Result<()> {
-        let addr = self.directory.address(home_path);
-        let secret = self.directory.secret(home_path)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let tree = gather(addr, self.directory.named(), false, secret.as_ref()).await?;
-            let node = find(&tree, &self.id)?;
+        let me = &self;
+        self.directory.block_on(home_path, |addr, secret| async move {
+            let tree = gather(addr, me.directory.named(), false, secret.as_ref()).await?;
+            let node = find(&tree, &me.id)?;
             let Some(via) = node.via else {
                 bail!("no way to reach {}", node.short());
             };
@@ -49,11 +45,11 @@ impl Ping {
                 client.peer.name,
                 &client.peer.id.to_string()[..8]
             );
-            let deadline = Duration::from_millis(self.deadline_ms);
+            let deadline = Duration::from_millis(me.deadline_ms);
             let mut times = Vec::new();
-            for seq in 1..=self.count {
+            for seq in 1..=me.count {
                 if seq > 1 {
-                    client.idle(Duration::from_millis(self.interval_ms)).await?;
+                    client.idle(Duration::from_millis(me.interval_ms)).await?;
                 }
                 match client.ping(target, deadline).await? {
                     Some(t) => {
@@ -76,7 +72,7 @@ impl Ping {
                 let avg = times.iter().map(ms).sum::<f64>() / times.len() as f64;
                 format!(", min/avg/max {min:.3}/{avg:.3}/{max:.3} ms")
             };
-            println!("--- {} sent, {} answered{summary}", self.count, times.len());
+            println!("--- {} sent, {} answered{summary}", me.count, times.len());
             if times.is_empty() {
                 bail!("{} did not answer", node.short());
             }

@@ -115,6 +115,23 @@ pub struct DirectoryArgs {
 }
 
 impl DirectoryArgs {
+    /// Runs `work` (which talks to the tree) on a runtime of its own, with the directory to
+    /// start from and the LAN's secret.
+    pub fn block_on<T, F>(
+        &self,
+        home_path: &Path,
+        work: impl FnOnce(SocketAddr, Option<Secret>) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let (addr, secret) = (self.address(home_path), self.secret(home_path)?);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(work(addr, secret))
+    }
+
     /// The directory to start from: `--directory`, else the running composite's group-cake,
     /// else host-cake.
     pub fn address(&self, home_path: &Path) -> SocketAddr {

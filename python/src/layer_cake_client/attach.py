@@ -217,10 +217,6 @@ class Attachments:
                 )
         return held
 
-    def session_key(self, session: int) -> Key | None:
-        """The (subscription, name) ``session`` is held for."""
-        return self._sessions.get(session)
-
     def _end(self, sub: str, current: _Current, reason: str, out: list[Action]) -> None:
         out.append(Close(current.session, current.publisher["process"], reason))
         if current.open:

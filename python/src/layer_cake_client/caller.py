@@ -145,28 +145,27 @@ class Caller:
 
     def _pick(self, policy: Policy, key: str | None, exclude: set[int]) -> Instance | None | bool:
         """The instance to call; ``True`` to wait for room; ``None`` when there is none."""
-        live = [i for i in self.instances if i.session.id not in exclude]
+        instances = self.instances  # (one snapshot: its order is the order they came in)
+        live = [(n, i) for n, i in enumerate(instances) if i.session.id not in exclude]
         if not live:
             return None
         if policy == Policy.KEY_AFFINITY and key is not None:
             k = fnv1a(key.encode())
-            order = {id(i): n for n, i in enumerate(self.instances)}
-            owner = max(live, key=lambda i: (affinity_score(i.identity, k), order[id(i)]))
+            _, owner = max(live, key=lambda p: (affinity_score(p[1].identity, k), p[0]))
             return owner if owner.in_flight < self._per_instance else True
-        room = [i for i in live if i.in_flight < self._per_instance]
+        room = [(n, i) for n, i in live if i.in_flight < self._per_instance]
         if not room:
             return True
         if policy == Policy.RANDOM:
-            return random.choice(room)
-        n = len(self.instances)
-        turn = sorted(room, key=lambda i: (self.instances.index(i) - self._cursor) % n)
+            return random.choice(room)[1]
+        turn = sorted(room, key=lambda p: (p[0] - self._cursor) % len(instances))
         if policy == Policy.ROUND_ROBIN:
-            chosen = turn[0]
+            n, chosen = turn[0]
         elif policy == Policy.LEAST_OUTSTANDING:
-            chosen = min(turn, key=lambda i: i.in_flight)
+            n, chosen = min(turn, key=lambda p: p[1].in_flight)
         else:
-            chosen = min(turn, key=lambda i: (i.at, i.in_flight))
-        self._cursor = self.instances.index(chosen) + 1
+            n, chosen = min(turn, key=lambda p: (p[1].at, p[1].in_flight))
+        self._cursor = n + 1
         return chosen
 
     async def _lease(self, policy: Policy, key: str | None, exclude: set[int], until: float) -> Instance:

@@ -272,9 +272,6 @@ class Node:
         self._attach.routes_lost(Scope.PROCESS)
         self._answer_waiting()
 
-    def _parent_unreachable(self) -> None:
-        self._answer_waiting()
-
     def _answer_waiting(self) -> None:
         for answer in self._answers.values():
             if not answer.done():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .handles import Message, _Handle
 from .session import Incoming, Reply, RequestFailed, RequestTimeout, SendError, Session, SessionLost
-from .wire import MAX_SESSION_FRAME, ProtocolError, frame, read_frame, tagged
+from .wire import MAX_SESSION_FRAME, ProtocolError, frame, heartbeats, read_frame, tagged
 
 if TYPE_CHECKING:
     from .node import Node
@@ -24,11 +24,6 @@ log = logging.getLogger("layer_cake_client")
 OUTBOX = 4 << 20
 #: How long a sender waits for room.
 SEND_TIMEOUT = 10.0
-#: Between hosts: a heartbeat after this long with nothing sent...
-HEARTBEAT_EVERY = 1.0
-#: ...and the end of the connection after this long with nothing heard, checked this often.
-HEARTBEAT_SILENCE = 3.0
-HEARTBEAT_CHECK = 0.5
 
 
 class Connection:
@@ -62,9 +57,15 @@ class Connection:
         self.far = far
         #: The other end's address (``ip:port``).
         self.peer_addr = peer_addr
-        loop = asyncio.get_running_loop()
-        self._last_sent = self._last_heard = loop.time()
-        self._heartbeat = asyncio.ensure_future(self._beat()) if far else None
+        self._loop = asyncio.get_running_loop()
+        self._last_sent = self._last_heard = self._loop.time()
+        self._heartbeat = (
+            asyncio.ensure_future(
+                heartbeats(lambda: self._last_heard, lambda: self._last_sent, lambda: self.write("Heartbeat"), self._silent)
+            )
+            if far
+            else None
+        )
 
     # Writing.
 
@@ -72,7 +73,8 @@ class Connection:
         """Queues a frame (control frames: they never wait for room)."""
         if not self.closed:
             self._writer.write(frame(message))
-            self._last_sent = asyncio.get_running_loop().time()
+            if self.far:
+                self._last_sent = self._loop.time()
 
     async def _write_with_room(self, message: Any, timeout: float) -> None:
         if self.closed:
@@ -148,7 +150,7 @@ class Connection:
                 if message is None:
                     break
                 if self.far:
-                    self._last_heard = asyncio.get_running_loop().time()
+                    self._last_heard = self._loop.time()
                 await self._dispatch(message)
         except ProtocolError as e:
             reason = f"bad frame: {e}"
@@ -176,19 +178,9 @@ class Connection:
             session.closed = True
         self._node._connection_lost(self, list(sessions.values()), reason)
 
-    async def _beat(self) -> None:
-        """Between hosts: a heartbeat after 1 s with nothing sent; the end after 3 s heard
-        from the peer (checked every 0.5 s)."""
-        loop = asyncio.get_running_loop()
-        while not self.closed:
-            await asyncio.sleep(HEARTBEAT_CHECK)
-            now = loop.time()
-            if now - self._last_heard > HEARTBEAT_SILENCE:
-                log.warning("no heartbeat from %s for %gs", self.remote_name, HEARTBEAT_SILENCE)
-                self.end(f"no heartbeat from the peer for {HEARTBEAT_SILENCE:g}s")
-                return
-            if now - self._last_sent >= HEARTBEAT_EVERY:
-                self.write("Heartbeat")
+    def _silent(self, reason: str) -> None:
+        log.warning("closing the connection with %s: %s", self.remote_name, reason)
+        self.end(reason)
 
     async def _dispatch(self, message: Any) -> None:
         tag, f = tagged(message)

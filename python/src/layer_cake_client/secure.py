@@ -97,10 +97,6 @@ class _Cipher:
             _, ChaCha20Poly1305, _, _ = _crypto()
             self._aead = ChaCha20Poly1305(key)
 
-    @property
-    def has_key(self) -> bool:
-        return self._aead is not None
-
     def _nonce(self) -> bytes:
         nonce = b"\x00\x00\x00\x00" + struct.pack("<Q", self.n)
         self.n += 1

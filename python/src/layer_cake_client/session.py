@@ -12,9 +12,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: How long ``send`` and ``reply`` wait for room in a connection's outbox.
-SEND_TIMEOUT = 10.0
-
 
 class SendError(Exception):
     """A message could not be sent: the session or its connection is over, or no room came."""
@@ -135,6 +132,8 @@ class Incoming:
     A request dropped without an answer is failed (``unanswered``) for its caller, so no
     caller waits for a reply that will not come.
     """
+
+    __slots__ = ("session", "type_name", "body", "_corr", "call_id", "_answered")
 
     def __init__(
         self, session: Session, type_name: str, body: Any, corr: int, call: int | None

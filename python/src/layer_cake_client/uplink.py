@@ -8,7 +8,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from . import secure
-from .wire import MAX_DIRECTORY_FRAME, ProtocolError, frame, greet, hello, is_loopback, read_frame, tagged
+from .wire import MAX_DIRECTORY_FRAME, ProtocolError, frame, greet, heartbeats, hello, is_loopback, read_frame, tagged
 
 if TYPE_CHECKING:
     from .node import Node
@@ -37,15 +37,15 @@ class Uplink:
         self._writer: asyncio.StreamWriter | None = None
         #: Connected and greeted.
         self.up = asyncio.Event()
+        self._heard = self._sent = 0.0
         #: A connection was tried and failed since the last one that worked.
         self.unreachable = False
-        #: The parent's scope, from its greeting (while up).
-        self.scope: str | None = None
 
     def send(self, message: Any) -> None:
         """Sends a frame if connected (what is not sent now is registered on reconnect)."""
         if self._writer is not None and self.up.is_set():
             self._writer.write(frame(message))
+            self._sent = asyncio.get_running_loop().time()
 
     async def run(self) -> None:
         """Connects, reads, reconnects, for as long as the node runs."""
@@ -59,7 +59,7 @@ class Uplink:
                 if not self.unreachable:
                     log.info("no directory at %s:%s (%s); retrying", self.host, self.port, e)
                 self.unreachable = True
-                self._node._parent_unreachable()
+                self._node._answer_waiting()
                 await asyncio.sleep(backoff * random.uniform(0.9, 1.1))
                 backoff = min(backoff * 2, BACKOFF_MOST)
                 continue
@@ -67,23 +67,25 @@ class Uplink:
             try:
                 if self.far and self._secret is not None:
                     reader = writer = await secure.connect(reader, writer, self._secret)  # type: ignore[assignment]
-                theirs = await greet(
+                await greet(
                     reader, writer, hello("process", self._node.id, self._node.name, role=self._node.role), first=True
                 )
                 backoff = BACKOFF_FIRST
                 self.unreachable = False
-                self.scope = theirs.get("scope")
                 self._writer = writer
                 self.up.set()
                 self._node._parent_up()
-                heard = [asyncio.get_running_loop().time()]
+                loop = asyncio.get_running_loop()
+                self._heard = self._sent = loop.time()
                 if self.far:
-                    beat = asyncio.ensure_future(self._beat(writer, heard))
+                    beat = asyncio.ensure_future(
+                        heartbeats(lambda: self._heard, lambda: self._sent, lambda: self.send("Heartbeat"), self._silent)
+                    )
                 while True:
                     message = await read_frame(reader, MAX_DIRECTORY_FRAME)
                     if message is None:
                         break
-                    heard[0] = asyncio.get_running_loop().time()
+                    self._heard = loop.time()
                     tag, fields = tagged(message)
                     self._node._from_parent(tag, fields)
             except (ProtocolError, secure.HandshakeError) as e:
@@ -102,18 +104,7 @@ class Uplink:
             await asyncio.sleep(backoff * random.uniform(0.9, 1.1))
             backoff = min(backoff * 2, BACKOFF_MOST)
 
-    async def _beat(self, writer: Any, heard: list[float]) -> None:
-        """To a directory on another host: a heartbeat each second; the link ends after 3 s
-        with nothing heard."""
-        loop = asyncio.get_running_loop()
-        sent = loop.time()
-        while True:
-            await asyncio.sleep(0.5)
-            now = loop.time()
-            if now - heard[0] > 3.0:
-                log.warning("no heartbeat from the directory for 3s")
-                writer.close()
-                return
-            if now - sent >= 1.0:
-                writer.write(frame("Heartbeat"))
-                sent = now
+    def _silent(self, reason: str) -> None:
+        log.warning("the directory link ends: %s", reason)
+        if self._writer is not None:
+            self._writer.close()

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import json
 import struct
-from typing import Any
+from typing import Any, Callable
 
 MAGIC = "layer-cake"
 VERSION = 2
@@ -130,3 +130,27 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+#: Between hosts: a heartbeat after this long with nothing sent...
+HEARTBEAT_EVERY = 1.0
+#: ...and the end of the link after this long with nothing heard, checked this often.
+HEARTBEAT_SILENCE = 3.0
+HEARTBEAT_CHECK = 0.5
+
+
+async def heartbeats(
+    heard: Callable[[], float], sent: Callable[[], float], beat: Callable[[], None], end: Callable[[str], None]
+) -> None:
+    """The heartbeats of a link between hosts (a session connection, or the directory link):
+    ``beat()`` once nothing has been ``sent()`` for :data:`HEARTBEAT_EVERY`; ``end(reason)``
+    once nothing has been ``heard()`` for :data:`HEARTBEAT_SILENCE`."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(HEARTBEAT_CHECK)
+        now = loop.time()
+        if now - heard() > HEARTBEAT_SILENCE:
+            end(f"no heartbeat from the peer for {HEARTBEAT_SILENCE:g}s")
+            return
+        if now - sent() >= HEARTBEAT_EVERY:
+            beat()

@@ -26,9 +26,6 @@ pub enum CallError {
     /// The request could not be sent (it did not encode, or is over the frame limit).
     #[error("could not send the request: {0}")]
     Send(#[source] SendError),
-    /// The request did not encode.
-    #[error("could not encode the request: {0}")]
-    Encode(#[source] serde_json::Error),
     /// The instance answered that it cannot answer: it could not decode the request, or its
     /// answer could not be sent.
     #[error("{instance} failed the request: {reason}")]

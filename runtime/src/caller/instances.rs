@@ -387,8 +387,11 @@ impl Instances {
                     state.waiting += 1;
                     place = Some(Waiting(self));
                     drop(state);
-                    // (For those who watch the line; this call's own wait sees it and goes on.)
-                    self.changed.notify_waiters();
+                    // For those who watch the line (not the other waiting calls, which the
+                    // line's growth gives nothing to do).
+                    if self.watchers.load(Ordering::SeqCst) > 0 {
+                        self.changed.notify_waiters();
+                    }
                 }
             }
             if tokio::time::timeout_at(until, changed).await.is_err() {

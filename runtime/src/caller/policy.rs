@@ -88,8 +88,15 @@ pub(super) fn pick(candidates: &[Candidate], policy: Policy, key: Option<&str>, 
             };
         }
         Policy::Random => {
-            let eligible: Vec<usize> = (0..n).filter(|&i| candidates[i].eligible).collect();
-            (!eligible.is_empty()).then(|| eligible[fastrand::usize(..eligible.len())])
+            // (Counted, then walked to: a pick allocates nothing.)
+            let eligible = candidates.iter().filter(|c| c.eligible).count();
+            (eligible > 0).then(|| {
+                let nth = fastrand::usize(..eligible);
+                (0..n)
+                    .filter(|&i| candidates[i].eligible)
+                    .nth(nth)
+                    .expect("counted above")
+            })
         }
         Policy::RoundRobin => from_cursor(*cursor).find(|&i| candidates[i].eligible),
         Policy::LeastOutstanding => from_cursor(*cursor)

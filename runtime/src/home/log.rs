@@ -365,11 +365,7 @@ impl LogFollower {
 const MAX_FILES: u32 = 1000;
 
 fn same_open_file(a: &File, b: &File) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (a.metadata(), b.metadata()) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-        _ => false,
-    }
+    matches!((a.metadata(), b.metadata()), (Ok(a), Ok(b)) if crate::fsutil::same_file(&a, &b))
 }
 
 /// The lines of a log's files (newest first, as [`open_files`] gives them), oldest first,
@@ -388,10 +384,10 @@ fn lines_of(files: &[Vec<u8>]) -> Vec<LogLine> {
 }
 
 fn same_file(file: &File, path: &Path) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let a = file.metadata().ok()?;
-    let b = std::fs::metadata(path).ok()?;
-    Some(a.ino() == b.ino() && a.dev() == b.dev())
+    Some(crate::fsutil::same_file(
+        &file.metadata().ok()?,
+        &std::fs::metadata(path).ok()?,
+    ))
 }
 
 impl Home {

@@ -286,12 +286,11 @@ impl Home {
     /// (the roles must not hold it).
     pub fn adopt_lock(&self, fd: std::os::fd::OwnedFd) -> Result<RunLock, HomeError> {
         use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-        use std::os::unix::fs::MetadataExt;
         let path = self.run_dir().join(LOCK_FILE);
         let file = File::from(fd);
         let given = file.metadata().map_err(io_error(&path))?;
         let ours = std::fs::metadata(&path).map_err(io_error(&path))?;
-        if (given.dev(), given.ino()) != (ours.dev(), ours.ino()) {
+        if !crate::fsutil::same_file(&given, &ours) {
             return Err(HomeError::Io {
                 path,
                 error: std::io::Error::other("the descriptor handed over is not this home's lock file"),
