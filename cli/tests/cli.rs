@@ -196,7 +196,7 @@ fn mistakes_are_refused_with_a_reason() {
     let a = f.cmd(&["update", "prog"]).failure();
     assert_eq!(
         stderr(&a),
-        "layer-cake: nothing to update: give --executable, --retry, --log-size, --log-files, --env, --env-file, --cwd, --user or arguments after --\n"
+        "layer-cake: nothing to update: give --executable, --retry, --log-size, --log-files, --env, --env-file, --cwd, --user, --after, --ready-when-published, --ready-probe or arguments after --\n"
     );
     let a = f.cmd(&["update", "prog", "--main-role", "x"]).failure();
     assert!(

@@ -8,9 +8,11 @@ mod child;
 mod control;
 mod operate;
 mod own_log;
+mod readiness;
 mod retry;
 mod role;
 mod sentinel;
+mod stopping;
 mod supervisor;
 
 use clap::Parser;
@@ -147,6 +149,8 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
         !cli.foreground,
     )
     .await?;
+    let mut directory = directory;
+    let published = directory.watch_published();
     let bound = directory.bound;
     let shutdown = CancellationToken::new();
     let directory = tokio::spawn(directory.serve(shutdown.clone()));
@@ -162,10 +166,12 @@ async fn serve(cli: Cli, grace: Duration) -> anyhow::Result<i32> {
                 roles: prepared.roles,
                 searches: cli.roles.clone(),
                 main_role: prepared.main_role,
+                main_role_fixed: cli.main_role.is_some(),
                 secret_file,
                 foreground: cli.foreground,
                 grace,
                 directory: bound,
+                published,
             };
             supervisor::run(options, prepared.lock).await?
         }

@@ -144,11 +144,15 @@ impl Supervisor {
         let mut already = Vec::new();
         for name in home_roles {
             match self.roles.iter().position(|r| r.name == name && !r.removed) {
-                Some(i) if self.roles[i].running.is_some() || self.roles[i].stopping.is_some() => {
+                Some(i)
+                    if self.roles[i].running.is_some()
+                        || self.roles[i].stopping.is_some()
+                        || self.roles[i].status.state == RoleState::Waiting =>
+                {
                     already.push(name)
                 }
                 Some(i) => {
-                    self.start(i);
+                    self.launch(i);
                     started.push(name);
                 }
                 None => {
@@ -185,8 +189,42 @@ impl Supervisor {
                 self.roles.len() - 1
             }
         };
-        self.start(i);
+        self.launch(i);
         Ok(())
+    }
+
+    /// Takes the group's main role if it changed (unless the command line gave one); what it
+    /// did, if anything.
+    fn reload_main_role(&mut self, old: &layer_cake::home::GroupSettings) -> Option<String> {
+        let now = self.group_settings.main_role.clone();
+        if self.main_role_fixed || now == old.main_role {
+            return None;
+        }
+        let Some(name) = now else {
+            self.main_role = None;
+            self.status.main_role = None;
+            return Some("no main role now".to_string());
+        };
+        match self.roles.iter().position(|r| r.name == name && !r.removed) {
+            Some(i) => {
+                self.main_role = Some(i);
+                self.status.main_role = Some(name.clone());
+                Some(format!("main role now {name}"))
+            }
+            None => Some(format!(
+                "the main role {name:?} is not among the roles run: it takes effect at the next start"
+            )),
+        }
+    }
+
+    /// The group's directories and secret are the directory's own, set at its start: says so
+    /// if they changed.
+    fn reload_directories(&self, old: &layer_cake::home::GroupSettings) -> Option<String> {
+        let now = &self.group_settings;
+        (now.directory_at_host != old.directory_at_host
+            || now.directory_at_lan != old.directory_at_lan
+            || now.secret_file != old.secret_file)
+            .then(|| "the group's directory and secret take effect at the next start".to_string())
     }
 
     /// Reads the home again: added roles (matching the composite's searches) are started,
@@ -219,7 +257,7 @@ impl Supervisor {
                 self.roles[i].restarts = policy.map(crate::retry::Restarts::new);
             }
         }
-        self.group_settings = group;
+        let old = std::mem::replace(&mut self.group_settings, group);
         for name in &wanted {
             if !changed.contains(name) && !self.roles.iter().any(|r| &r.name == name && !r.removed) {
                 self.add_role(name)?;
@@ -233,6 +271,8 @@ impl Supervisor {
             list("started", &added),
             list("stopped", &removed),
             list("restarting", &changed),
+            self.reload_main_role(&old),
+            self.reload_directories(&old),
         ]
         .into_iter()
         .flatten()

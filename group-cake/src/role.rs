@@ -27,6 +27,8 @@ pub(crate) struct Role {
     pub(crate) stopping: Option<(Instant, crate::operate::Then)>,
     /// Taken out of the composite by a reload (its place kept: exits name roles by index).
     pub(crate) removed: bool,
+    /// Its ordering and readiness.
+    pub(crate) ready: crate::readiness::Readiness,
 }
 
 /// A role of `home` as the supervisor holds it, not started yet (its log opened).
@@ -37,6 +39,7 @@ pub(crate) fn new_role(
     foreground: bool,
 ) -> anyhow::Result<Role> {
     let settings = home.role(name)?;
+    let ready = crate::readiness::Readiness::new(&settings)?;
     let policy = settings.retry.clone().or_else(|| group.retry.clone());
     let log = LogWriter::open(home, name, settings.log.or(group.log).unwrap_or_default())?;
     let now = Timestamp::now();
@@ -56,6 +59,8 @@ pub(crate) fn new_role(
             restarts: 0,
             next_start: None,
             last: None,
+            ready: false,
+            waiting_for: Vec::new(),
         },
         generation: 0,
         running: None,
@@ -64,5 +69,6 @@ pub(crate) fn new_role(
         next_start: None,
         stopping: None,
         removed: false,
+        ready,
     })
 }

@@ -7,25 +7,26 @@
 //! history on every start and end, so the CLI can show them.
 
 use crate::child::{self, Exited, Start};
+use crate::readiness::{probe_channel, Probed};
 use crate::retry::Next;
 pub(crate) use crate::role::{new_role, Role};
 use crate::sentinel::Sentinel;
 use jiff::Timestamp;
+use layer_cake::daemon::Published;
 use layer_cake::home::run::{CompositeState, Outcome, RoleState, Run, RunLock, Status};
 use layer_cake::home::Home;
 use layer_cake::node::{DIRECTORY_ENV, SECRET_ENV};
 use layer_cake::role::{GROUP_PID_ENV, HOME_ENV, RETURNED_ENV, ROLE_ENV};
-use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 /// How long roles get after SIGKILL before group-cake stops waiting for them.
-const KILL_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// What to run, and how.
 pub struct Options {
@@ -37,6 +38,8 @@ pub struct Options {
     pub searches: Vec<String>,
     /// The role whose end ends the composite.
     pub main_role: Option<String>,
+    /// The main role was given on the command line (a reload keeps it, whatever the home says).
+    pub main_role_fixed: bool,
     /// Copy the roles' output to stderr (`layer-cake run`).
     pub foreground: bool,
     /// How long roles get to end after SIGTERM.
@@ -45,6 +48,8 @@ pub struct Options {
     pub directory: SocketAddr,
     /// The LAN's secret, given to every role (as `LC_SECRET_FILE`) when set.
     pub secret_file: Option<std::path::PathBuf>,
+    /// What the group's directory holds published, told after every change.
+    pub published: watch::Receiver<Published>,
 }
 
 /// Why the composite is ending.
@@ -61,7 +66,9 @@ pub(crate) struct Supervisor {
     pub(crate) home: Home,
     pub(crate) roles: Vec<Role>,
     pub(crate) status: Status,
-    main_role: Option<usize>,
+    pub(crate) main_role: Option<usize>,
+    /// The main role was given on the command line.
+    pub(crate) main_role_fixed: bool,
     group: Option<i32>,
     exits_tx: mpsc::Sender<Exited>,
     pub(crate) stopping: bool,
@@ -79,6 +86,10 @@ pub(crate) struct Supervisor {
     pub(crate) group_settings: layer_cake::home::GroupSettings,
     /// Copy the roles' output to this process's (`run`).
     pub(crate) foreground: bool,
+    /// What the composite's processes publish, as last told by the directory.
+    pub(crate) published: Published,
+    /// Where readiness probes report.
+    pub(crate) probes: mpsc::Sender<Probed>,
 }
 
 /// Runs the composite until it ends; returns the exit status for group-cake.
@@ -96,6 +107,8 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         }
     };
     let (exits_tx, mut exits) = mpsc::channel::<Exited>(1024);
+    let (probes, mut probed) = probe_channel();
+    let mut published = options.published;
     let now = Timestamp::now();
     let group = options.home.group()?;
     let mut roles = Vec::with_capacity(options.roles.len());
@@ -124,6 +137,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         home: options.home,
         roles,
         main_role,
+        main_role_fixed: options.main_role_fixed,
         group: sentinel.as_ref().map(Sentinel::group),
         exits_tx,
         stopping: false,
@@ -135,6 +149,8 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         searches: options.searches.clone(),
         group_settings: group,
         foreground: options.foreground,
+        published: published.borrow_and_update().clone(),
+        probes,
     };
     // Requests from the CLI (restart, start or stop of some roles, reload).
     let (mut requests, _control) = match crate::control::listen(&sup.home.control_socket()) {
@@ -145,9 +161,10 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         }
     };
 
-    // Every role at once: no waiting for one before starting the next.
+    // Every role at once (no waiting for one before starting the next), but those that wait
+    // for names to be published.
     for i in 0..sup.roles.len() {
-        sup.start(i);
+        sup.launch(i);
     }
     sup.status.state = CompositeState::Running;
     sup.save();
@@ -172,6 +189,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
             break End::AllEnded;
         }
         let next_start = sup.roles.iter().filter_map(|r| r.next_start).min();
+        let next_probe = sup.next_probe();
         let next_kill = sup
             .roles
             .iter()
@@ -184,6 +202,14 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
             }
             _ = tokio::time::sleep_until(next_kill.unwrap_or_else(Instant::now)), if next_kill.is_some() => {
                 sup.kill_due();
+            }
+            _ = tokio::time::sleep_until(next_probe.unwrap_or_else(Instant::now)), if next_probe.is_some() => {
+                sup.probe_due();
+            }
+            Some(result) = probed.recv() => sup.on_probe(result),
+            Ok(()) = published.changed() => {
+                let now = published.borrow_and_update().clone();
+                sup.on_published(now);
             }
             Some(asked) = async { requests.as_mut()?.recv().await }, if requests.is_some() => {
                 let answer = sup.on_request(asked.request);
@@ -275,6 +301,8 @@ impl Supervisor {
                 role.run_start = now;
                 role.running = Some(running);
                 self.to_record.push(i);
+                let kept = launch.ok().filter(|_| role.ready.has_probe());
+                self.on_started(i, kept);
             }
             Err(e) => {
                 let reason = format!("{}: {e}", role.settings.executable.display());
@@ -304,12 +332,14 @@ impl Supervisor {
         }
     }
 
-    fn on_exit(&mut self, exit: Exited) {
+    pub(crate) fn on_exit(&mut self, exit: Exited) {
         let role = &mut self.roles[exit.role];
         if exit.generation != role.generation {
             return;
         }
         let pid = role.running.take().map(|r| r.pid);
+        self.on_ended(exit.role);
+        let role = &mut self.roles[exit.role];
         let now = Timestamp::now();
         let returned = read_returned(&self.home.returned_file(&role.name));
         let run = Run {
@@ -372,7 +402,7 @@ impl Supervisor {
     }
 
     /// Writes what changed: history entries of runs just started, then the status.
-    fn save(&mut self) {
+    pub(crate) fn save(&mut self) {
         for i in std::mem::take(&mut self.to_record) {
             let role = &self.roles[i];
             let run = Run {
@@ -398,79 +428,6 @@ impl Supervisor {
             .collect();
         if let Err(e) = self.home.save_status(&self.status) {
             warn!(error = %e, "cannot write the status");
-        }
-    }
-
-    /// SIGTERM to every role process, SIGKILL to what remains after `grace`; returns when
-    /// every process has been reaped (or, for processes that survive SIGKILL, after a while).
-    async fn stop(&mut self, exits: &mut mpsc::Receiver<Exited>, grace: Duration) {
-        self.stopping = true;
-        self.status.state = CompositeState::Stopping;
-        for role in &mut self.roles {
-            role.next_start = None;
-            role.status.next_start = None;
-            if role.status.state == RoleState::Restarting {
-                role.status.state = RoleState::Stopped;
-            }
-        }
-        self.dirty = true;
-        self.save();
-        self.signal_all(Signal::SIGTERM);
-        for (deadline, then) in [(grace, Some(Signal::SIGKILL)), (KILL_WAIT, None)] {
-            let until = Instant::now() + deadline;
-            while self.roles.iter().any(|r| r.running.is_some()) {
-                match tokio::time::timeout_at(until, exits.recv()).await {
-                    Ok(Some(exit)) => self.on_exit(exit),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            match then {
-                Some(signal) if self.roles.iter().any(|r| r.running.is_some()) => {
-                    warn!("roles still running after {grace:?}: killing them");
-                    self.signal_all(signal);
-                }
-                _ => {}
-            }
-        }
-        for role in &self.roles {
-            if let Some(r) = &role.running {
-                error!(role = %role.name, pid = r.pid, "the role's process did not end even when killed");
-            }
-        }
-        self.status.state = CompositeState::Stopped;
-        self.dirty = true;
-        self.save();
-    }
-
-    fn signal_all(&self, signal: Signal) {
-        for role in &self.roles {
-            if let Some(running) = &role.running {
-                running.signal(signal);
-            }
-        }
-    }
-
-    /// Every role's outcome, on stderr.
-    fn report(&self) {
-        let width = self.roles.iter().map(|r| r.name.len()).max().unwrap_or(0);
-        for role in &self.roles {
-            let outcome = role
-                .status
-                .last
-                .as_ref()
-                .map_or("never ran".to_string(), Outcome::to_string);
-            let state = match role.status.state {
-                RoleState::Failed => " (failed: restart limit reached)",
-                _ => "",
-            };
-            // (Never fails: stderr may be a log file on a full disk.)
-            let _ = std::io::Write::write_fmt(
-                &mut std::io::stderr(),
-                format_args!(
-                    "{:width$}  {outcome}, {} restarts{state}\n",
-                    role.name, role.status.restarts
-                ),
-            );
         }
     }
 }

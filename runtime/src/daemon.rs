@@ -1,6 +1,7 @@
 //! What the daemon binaries share: their command line and their start.
 
 pub use crate::binary::{finish, wait_for_signal, LogArgs};
+pub use crate::directory::published::Published;
 use crate::directory::server::{self, DirectoryConfig};
 use crate::scope::Scope;
 use std::net::SocketAddr;
@@ -117,6 +118,14 @@ impl BoundDirectory {
             config,
             bound,
         })
+    }
+
+    /// What the directory's children publish, told after every change (group-cake's
+    /// ordering and readiness of its roles).
+    pub fn watch_published(&mut self) -> tokio::sync::watch::Receiver<Published> {
+        let (tx, rx) = tokio::sync::watch::channel(Published::default());
+        self.config.published = Some(tx);
+        rx
     }
 
     /// Serves until `shutdown` is cancelled.

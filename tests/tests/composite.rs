@@ -56,7 +56,7 @@ fn start_status_stop_leaves_no_process() {
     let short = t.ok(&["status"]);
     assert_eq!(
         short,
-        "sleeper-0  running\nsleeper-1  running\nsleeper-2  running\n"
+        "sleeper-0  running, ready\nsleeper-1  running, ready\nsleeper-2  running, ready\n"
     );
     let long = t.ok(&["status", "sleeper-1", "--long-listing"]);
     let lines: Vec<&str> = long.lines().collect();

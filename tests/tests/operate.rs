@@ -358,7 +358,8 @@ fn state_of(t: &TestHome, role: &str) -> Option<String> {
 
 /// One role at a time in a running composite: restart it, stop it, start it again; reload
 /// the home (an added role started, a changed one restarted, a deleted one gone, the rest
-/// untouched), by `layer-cake reload` and by SIGHUP; group policies changed with no stop.
+/// untouched), by `layer-cake reload` and by SIGHUP; group policies and the main role changed
+/// with no stop.
 #[test]
 fn roles_are_restarted_stopped_started_and_reloaded_one_at_a_time() {
     let t = TestHome::new();
@@ -423,7 +424,26 @@ fn roles_are_restarted_stopped_started_and_reloaded_one_at_a_time() {
         String::from_utf8_lossy(&err.stderr).contains("no role"),
         "{err:?}"
     );
-    t.ok(&["stop"]);
+    // The group's main role is taken at reload (the composite then ends with it); its
+    // directory is not, and reload says so.
+    t.ok(&[
+        "update",
+        "group",
+        "--main-role",
+        "e",
+        "--directory-at-host",
+        "127.0.0.1:2",
+    ]);
+    let said = t.ok(&["reload"]);
+    assert!(
+        said.contains("main role now e")
+            && said.contains("directory and secret take effect at the next start"),
+        "{said}"
+    );
+    kill(Pid::from_raw(pid_of(&t, "e").unwrap() as i32), Signal::SIGTERM).unwrap();
+    t.wait_for("the composite to end with its main role", || {
+        t.status()["running"] == false
+    });
     let out = t.run(&["restart", "a"]);
     assert_eq!(out.status.code(), Some(3), "nothing runs: {out:?}");
 }

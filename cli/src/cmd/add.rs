@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 /// NO_COLOR from group-cake's, then --env-file, then --env, then what group-cake tells every
 /// role (LC_DIRECTORY, LC_ROLE, LC_HOME, LC_RETURNED, LC_GROUP_PID, LC_MODEL: the role's own
 /// folder, kept; LC_TMP: its scratch folder, emptied before each start).
+///
+/// Ordering and readiness: `--after 'db:.*'` starts the role only once a process of the
+/// composite has published a matching name; `--ready-when-published NAME` or `--ready-probe
+/// CMD` say when it is ready (`status` shows it; `start --wait` waits for every role ready).
 #[derive(Args)]
 pub struct Add {
     /// The program: a path, or a name found on PATH.
@@ -38,6 +42,8 @@ pub struct Add {
     log: super::LogFlags,
     #[command(flatten)]
     launch: super::LaunchFlags,
+    #[command(flatten)]
+    ready: super::ReadyFlags,
     /// Arguments for the role's process.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -59,6 +65,7 @@ impl Add {
         };
         self.log.apply(&mut settings.log);
         self.launch.apply(&mut settings)?;
+        self.ready.apply(&mut settings);
         home.add(&names, &settings)?;
         for name in names {
             println!("added {name}");

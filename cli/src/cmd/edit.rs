@@ -65,6 +65,9 @@ impl Edit {
                 retry.validate().map_err(|e| invalid(e.to_string()))?;
             }
             check_executable(&settings.executable).map_err(|e| invalid(e.to_string()))?;
+            for search in settings.after.iter().chain(&settings.ready_when_published) {
+                layer_cake::Search::new(search).map_err(|e| invalid(e.to_string()))?;
+            }
             home.save_role(&self.role, &settings)?;
         }
         println!("updated {}", self.role);

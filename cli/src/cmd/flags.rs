@@ -97,6 +97,57 @@ impl LaunchFlags {
     }
 }
 
+/// When a role starts and when it counts as ready, as flags (`add`, `update ROLE`).
+///
+/// Without them a role starts with the composite and is ready once its process runs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReadyFlags {
+    /// Start the role only once a name matching SEARCH (a regular expression on whole names,
+    /// e.g. 'db:.*') is published by a process of the composite; again for more (each must
+    /// match). Until then `status` shows it waiting. The composite stops such roles before
+    /// the roles they waited for. With `update`, replaces the list; '' clears it.
+    #[arg(long, value_name = "SEARCH", value_parser = parse_search)]
+    pub after: Vec<String>,
+    /// The role is ready once its process has published a name matching SEARCH; again for
+    /// more (each must match). With `update`, replaces the list; '' clears it.
+    #[arg(long, value_name = "SEARCH", value_parser = parse_search)]
+    pub ready_when_published: Vec<String>,
+    /// The role is ready once COMMAND exits 0: run with `sh -c` in the role's folder and
+    /// environment, every 250 ms until it does (each try killed after 5 s). '' clears it.
+    #[arg(long, value_name = "COMMAND")]
+    pub ready_probe: Option<String>,
+}
+
+impl ReadyFlags {
+    /// Whether any was given.
+    pub fn given(&self) -> bool {
+        !self.after.is_empty() || !self.ready_when_published.is_empty() || self.ready_probe.is_some()
+    }
+
+    /// Lays the flags given over `settings`; returns whether any was given.
+    pub fn apply(&self, settings: &mut layer_cake::home::RoleSettings) -> bool {
+        let list = |given: &[String], setting: &mut Vec<String>| {
+            if !given.is_empty() {
+                *setting = given.iter().filter(|s| !s.is_empty()).cloned().collect();
+            }
+        };
+        list(&self.after, &mut settings.after);
+        list(&self.ready_when_published, &mut settings.ready_when_published);
+        if let Some(probe) = &self.ready_probe {
+            settings.ready_probe = (!probe.trim().is_empty()).then(|| probe.clone());
+        }
+        self.given()
+    }
+}
+
+/// A search (a regular expression on whole names), checked now; empty to clear a list.
+fn parse_search(text: &str) -> Result<String, String> {
+    if !text.is_empty() {
+        layer_cake::Search::new(text).map_err(|e| e.to_string())?;
+    }
+    Ok(text.to_string())
+}
+
 /// `path` made absolute; `None` for an empty one (clearing a setting).
 fn absolute(path: &Path) -> Result<Option<PathBuf>> {
     if path.as_os_str().is_empty() {

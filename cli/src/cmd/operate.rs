@@ -33,15 +33,16 @@ impl Restart {
         println!("{said}");
         let chosen = home.select(&self.search)?;
         settle(&home, &chosen, |name, pid, state| {
-            state == RoleState::Running && pid.is_some() && pid != before.get(name).copied().flatten()
+            (state == RoleState::Running && pid.is_some() && pid != before.get(name).copied().flatten())
+                || state == RoleState::Waiting
         })
     }
 }
 
 /// Apply the home's changes to the running composite: start roles added (that the
 /// composite's searches match), stop removed ones, restart those whose settings changed, and
-/// take the group's new restart policy; leave the rest alone. (SIGHUP to group-cake does
-/// the same.)
+/// take the group's new restart policy and main role (its directories take effect at the
+/// next start); leave the rest alone. (SIGHUP to group-cake does the same.)
 #[derive(Args)]
 pub struct Reload {}
 
@@ -64,8 +65,9 @@ pub fn start_or_stop(home: &Home, searches: &[String], start: bool) -> Result<()
     println!("{}", ask(home, request)?);
     let chosen = home.select(searches)?;
     if start {
+        // (A role waiting for names to be published has been started as far as it can be.)
         settle(home, &chosen, |_, pid, state| {
-            state == RoleState::Running && pid.is_some()
+            (state == RoleState::Running && pid.is_some()) || state == RoleState::Waiting
         })
     } else {
         settle(home, &chosen, |_, pid, _| pid.is_none())

@@ -1,9 +1,10 @@
 //! `layer-cake start`: the composite process in the background.
 
+use super::status::state_name;
 use super::{check_main_role, group_cake_command, select_existing, wait_until};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use layer_cake::home::run::CompositeState;
+use layer_cake::home::run::{CompositeState, Outcome, RoleState};
 use layer_cake::home::Home;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -29,6 +30,14 @@ pub struct Start {
     /// How long roles get to end after SIGTERM before they are killed, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     grace_ms: u64,
+    /// Return only once every role started is ready (see `layer-cake status`), or, for a role
+    /// that runs once, has ended with status 0. Fails when a role ends otherwise first, or at
+    /// --wait-timeout (the composite keeps running either way).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, requires = "wait", value_parser = parse_seconds)]
+    wait_timeout: f64,
 }
 
 impl Start {
@@ -41,7 +50,12 @@ impl Start {
         let lock = match home.lock() {
             // Running already: some roles of it may be started.
             Err(layer_cake::home::HomeError::Running { .. }) if !self.search.is_empty() => {
-                return super::operate::start_or_stop(&home, &self.search, true);
+                super::operate::start_or_stop(&home, &self.search, true)?;
+                if self.wait {
+                    let chosen = home.select(&self.search)?;
+                    wait_ready(&home, &chosen, Duration::from_secs_f64(self.wait_timeout))?;
+                }
+                return Ok(());
             }
             other => other?,
         };
@@ -113,8 +127,77 @@ impl Start {
             if roles.len() == 1 { "" } else { "s" },
             status.directory
         );
+        if self.wait {
+            wait_ready(&home, &roles, Duration::from_secs_f64(self.wait_timeout))?;
+        }
         Ok(())
     }
+}
+
+/// A number of seconds, over 0.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds over 0")),
+    }
+}
+
+/// Waits until every role of `roles` is ready, or has ended with status 0; fails when one
+/// ends otherwise, is stopped, or at `deadline`, saying which and what they wait for.
+fn wait_ready(home: &Home, roles: &[String], deadline: Duration) -> Result<()> {
+    let began = std::time::Instant::now();
+    let mut failed: Option<String> = None;
+    let mut pending: Vec<String> = Vec::new();
+    let done = wait_until(deadline, || {
+        let Some(status) = home.running()? else {
+            failed = Some(format!("{} stopped while waiting", home.path().display()));
+            return Ok(true);
+        };
+        pending.clear();
+        for name in roles {
+            let Some(r) = status.roles.get(name) else { continue };
+            let ok_end = r.last.as_ref().is_some_and(Outcome::is_success);
+            match r.state {
+                RoleState::Running if r.ready => {}
+                RoleState::Ended if ok_end => {}
+                RoleState::Failed | RoleState::Ended | RoleState::Stopped => {
+                    let how = r
+                        .last
+                        .as_ref()
+                        .map_or("never ran".to_string(), Outcome::to_string);
+                    failed = Some(format!(
+                        "{name} is {} before it was ready ({how})",
+                        state_name(r.state)
+                    ));
+                    return Ok(true);
+                }
+                _ if r.waiting_for.is_empty() => pending.push(format!("{name} ({})", state_name(r.state))),
+                _ => pending.push(format!(
+                    "{name} ({}, waits for {})",
+                    state_name(r.state),
+                    r.waiting_for.join(", ")
+                )),
+            }
+        }
+        Ok(pending.is_empty())
+    })?;
+    if let Some(why) = failed {
+        bail!("{why}; see `layer-cake status` and `layer-cake log`");
+    }
+    if !done {
+        bail!(
+            "not every role was ready within {:.1} s: {}",
+            deadline.as_secs_f64(),
+            pending.join("; ")
+        );
+    }
+    println!(
+        "{} role{} ready in {} ms",
+        roles.len(),
+        if roles.len() == 1 { "" } else { "s" },
+        began.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 fn tail(path: &Path, lines: usize) -> String {

@@ -9,8 +9,13 @@ use layer_cake::Search;
 use serde::Serialize;
 use std::path::Path;
 
-/// Show the running composite's roles: each role's state, or with --long-listing its pid,
-/// time up, restarts and how its last process ended; --json for scripts.
+/// Show the running composite's roles: each role's state and whether it is ready (or what it
+/// waits for), or with --long-listing its pid, time up, restarts and how its last process
+/// ended too; --json for scripts.
+///
+/// A role is ready once its process runs and has done what the role declares
+/// (--ready-when-published, --ready-probe); a role added with --after is `waiting` until the
+/// names it waits for are published.
 ///
 /// Exit status: 0 while the composite runs; 3 when nothing runs (as `stop` says too; with
 /// --json the document says `"running": false`); 1 for an error.
@@ -47,6 +52,9 @@ struct Row {
     seconds: f64,
     restarts: u32,
     last: Option<Outcome>,
+    ready: bool,
+    /// What it waits for (to start, or to be ready).
+    waiting_for: Vec<String>,
 }
 
 impl Status {
@@ -82,6 +90,8 @@ impl Status {
                 seconds: since(r.since).as_secs_f64(),
                 restarts: r.restarts,
                 last: r.last.clone(),
+                ready: r.ready,
+                waiting_for: r.waiting_for.clone(),
             })
             .collect();
         if self.json {
@@ -98,7 +108,7 @@ impl Status {
         let width = rows.iter().map(|r| r.role.len()).max().unwrap_or(4).max(4);
         if !self.long_listing {
             for r in &rows {
-                println!("{:width$}  {}", r.role, state_name(r.state));
+                println!("{:width$}  {}{}", r.role, state_name(r.state), readiness(r));
             }
             return Ok(());
         }
@@ -109,8 +119,8 @@ impl Status {
             human_duration(since(status.started))
         );
         println!(
-            "{:width$}  {:10}  {:>7}  {:>7}  {:>8}  LAST",
-            "ROLE", "STATE", "PID", "UP", "RESTARTS"
+            "{:width$}  {:10}  {:5}  {:>7}  {:>7}  {:>8}  LAST",
+            "ROLE", "STATE", "READY", "PID", "UP", "RESTARTS"
         );
         for r in &rows {
             let pid = r.pid.map_or("-".to_string(), |p| p.to_string());
@@ -119,9 +129,17 @@ impl Status {
             } else {
                 "-".to_string()
             };
-            let last = r.last.as_ref().map_or("-".to_string(), Outcome::to_string);
+            let mut last = r.last.as_ref().map_or("-".to_string(), Outcome::to_string);
+            if !r.waiting_for.is_empty() {
+                last = format!("{last} (waits for {})", r.waiting_for.join(", "));
+            }
+            let ready = match (r.state, r.ready) {
+                (_, true) => "yes",
+                (RoleState::Running, false) => "no",
+                _ => "-",
+            };
             println!(
-                "{:width$}  {:10}  {pid:>7}  {up:>7}  {:>8}  {last}",
+                "{:width$}  {:10}  {ready:5}  {pid:>7}  {up:>7}  {:>8}  {last}",
                 r.role,
                 state_name(r.state),
                 r.restarts
@@ -131,12 +149,24 @@ impl Status {
     }
 }
 
-fn state_name(state: RoleState) -> &'static str {
+/// A role's state as `status` shows it.
+pub(super) fn state_name(state: RoleState) -> &'static str {
     match state {
         RoleState::Running => "running",
         RoleState::Restarting => "restarting",
         RoleState::Ended => "ended",
         RoleState::Failed => "FAILED",
         RoleState::Stopped => "stopped",
+        RoleState::Waiting => "waiting",
+    }
+}
+
+/// After the state: whether a running role is ready, or what a role waits for.
+fn readiness(r: &Row) -> String {
+    match r.state {
+        RoleState::Running if r.ready => ", ready".to_string(),
+        RoleState::Running => format!(", not ready (waits for {})", r.waiting_for.join(", ")),
+        RoleState::Waiting => format!(" for {}", r.waiting_for.join(", ")),
+        _ => String::new(),
     }
 }

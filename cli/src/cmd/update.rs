@@ -24,6 +24,8 @@ pub struct Update {
     group: GroupFlags,
     #[command(flatten)]
     launch: super::LaunchFlags,
+    #[command(flatten)]
+    ready: super::ReadyFlags,
     /// New arguments for the roles' processes.
     #[arg(last = true, value_name = "ARGS")]
     args: Option<Vec<String>>,
@@ -37,10 +39,11 @@ impl Update {
             || !l.unset_env.is_empty()
             || l.env_file.is_some()
             || l.cwd.is_some()
-            || l.user.is_some();
+            || l.user.is_some()
+            || self.ready.given();
         if self.search == [GROUP_ROLE] {
             if launch_given {
-                bail!("--env, --env-file, --cwd and --user are a role's: use `layer-cake update ROLE ...`");
+                bail!("--env, --env-file, --cwd, --user, --after and the readiness flags are a role's: use `layer-cake update ROLE ...`");
             }
             if self.executable.is_some() || self.args.is_some() {
                 bail!("the group has no executable or arguments; give --retry, --main-role or a directory");
@@ -87,7 +90,7 @@ impl Update {
             && g.log.log_files.is_none()
             && !launch_given
         {
-            bail!("nothing to update: give --executable, --retry, --log-size, --log-files, --env, --env-file, --cwd, --user or arguments after --");
+            bail!("nothing to update: give --executable, --retry, --log-size, --log-files, --env, --env-file, --cwd, --user, --after, --ready-when-published, --ready-probe or arguments after --");
         }
         let executable = self.executable.as_deref().map(resolve_executable).transpose()?;
         for role in roles {
@@ -103,6 +106,7 @@ impl Update {
             }
             g.log.apply(&mut settings.log);
             self.launch.apply(&mut settings)?;
+            self.ready.apply(&mut settings);
             home.save_role(&role, &settings)?;
             println!("updated {role}");
         }

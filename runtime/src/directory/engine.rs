@@ -562,6 +562,11 @@ impl Engine {
         }
     }
 
+    /// Every publication held here (active or standby), with the link that registered it.
+    pub fn publications(&self) -> impl Iterator<Item = (LinkId, &PubInfo)> {
+        self.pubs.values().map(|p| (p.link, &p.info))
+    }
+
     /// The process holding the active publication of `name`, if any.
     pub fn holder(&self, name: &str) -> Option<ProcessId> {
         self.names.get(name).map(|line| self.pubs[&line[0]].info.process)

@@ -17,6 +17,8 @@ mod child_link;
 #[cfg(feature = "internals")]
 pub mod client;
 mod engine;
+#[cfg(feature = "internals")]
+pub mod published;
 mod search;
 #[cfg(feature = "internals")]
 pub mod server;

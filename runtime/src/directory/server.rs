@@ -14,6 +14,7 @@
 use super::child_link::{accept_loop, Event, Greeting};
 pub use super::child_link::{LINK_QUEUE, WRITE_DEADLINE};
 use super::engine::{Engine, LinkId, Output};
+use super::published::Published;
 use super::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::ids::ProcessId;
 use crate::scope::Scope;
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -44,6 +45,9 @@ pub struct DirectoryConfig {
     /// The LAN's secret: connections with other hosts (children of a LAN directory, the
     /// link up to one) must pass the Noise handshake ([`crate::secure`]).
     pub secret: Option<Secret>,
+    /// Where to tell what the children have published, after every change to it (group-cake
+    /// watches it; other directories leave it out and pay nothing).
+    pub published: Option<watch::Sender<Published>>,
 }
 
 impl DirectoryConfig {
@@ -56,6 +60,7 @@ impl DirectoryConfig {
             id: ProcessId::random(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             secret: None,
+            published: None,
         }
     }
 }
@@ -96,6 +101,8 @@ struct Directory {
     parent_epoch: Option<u64>,
     shutdown: CancellationToken,
     out: Vec<Output>,
+    /// A publication came or went since [`DirectoryConfig::published`] was last told.
+    published_changed: bool,
 }
 
 impl Directory {
@@ -112,6 +119,7 @@ impl Directory {
             parent_epoch: None,
             shutdown,
             out: Vec::new(),
+            published_changed: false,
         }
     }
 
@@ -133,6 +141,7 @@ impl Directory {
                 Some(event) = up_rx.recv() => self.on_uplink(event),
             }
             self.flush();
+            self.tell_published();
             if self.uplink.is_none() && self.engine.wants_parent() {
                 if let Some(parent) = self.config.parent {
                     self.uplink = Some(uplink::spawn(
@@ -151,6 +160,27 @@ impl Directory {
         // Once `run` returns, the listening address is free again.
         let _ = accepting.await;
         info!("directory stopped");
+    }
+
+    /// Tells the watcher (if any) what is published now, if that changed.
+    fn tell_published(&mut self) {
+        if !std::mem::take(&mut self.published_changed) {
+            return;
+        }
+        let Some(watcher) = &self.config.published else {
+            return;
+        };
+        let now = Published::new(self.engine.publications().map(|(link, info)| {
+            let role = self.links.get(&link).and_then(|l| l.hello.role.clone());
+            (info.name.clone(), role)
+        }));
+        watcher.send_if_modified(|seen| {
+            let changed = *seen != now;
+            if changed {
+                *seen = now;
+            }
+            changed
+        });
     }
 
     fn hello(&self) -> Hello {
@@ -220,6 +250,7 @@ impl Directory {
                     self.send_down(link, refusal);
                     return;
                 }
+                self.published_changed |= matches!(frame, Up::Publish(_) | Up::Retract { .. });
                 self.engine.on_child_frame(link, frame, &mut self.out)
             }
         }
@@ -314,6 +345,7 @@ impl Directory {
                 if let Some(l) = self.links.remove(&link) {
                     info!(link, peer = %l.hello.name, peer_id = %l.hello.id.short(), %reason, "child gone");
                     self.pings.retain(|_, (asker, _, _)| *asker != link);
+                    self.published_changed = true;
                     self.engine.link_lost(link, &mut self.out);
                 }
             }
@@ -379,6 +411,7 @@ impl Directory {
             warn!(link, peer = %l.hello.name, "child is not reading (queue full); dropping it");
             l.cancel.cancel();
             self.links.remove(&link);
+            self.published_changed = true;
             self.engine.link_lost(link, &mut self.out);
         }
     }

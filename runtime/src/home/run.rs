@@ -105,12 +105,17 @@ pub enum RoleState {
     Failed,
     /// It was stopped with the composite.
     Stopped,
+    /// Not started yet: it waits for names to be published (its `after` searches).
+    Waiting,
 }
 
 impl RoleState {
-    /// Running or about to be started again.
+    /// Running, about to be started again, or waiting to start.
     pub fn is_active(self) -> bool {
-        matches!(self, RoleState::Running | RoleState::Restarting)
+        matches!(
+            self,
+            RoleState::Running | RoleState::Restarting | RoleState::Waiting
+        )
     }
 }
 
@@ -188,6 +193,14 @@ pub struct RoleStatus {
     /// How its last process ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Outcome>,
+    /// Its process runs and has done what it declares makes it ready (published the names, or
+    /// passed the probe; at once when it declares nothing).
+    #[serde(default)]
+    pub ready: bool,
+    /// What it waits for: the searches no published name matches yet (state `waiting`), or,
+    /// while running and not ready, what its readiness still needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 /// The composite's state: `run/status.json`.

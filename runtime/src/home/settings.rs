@@ -203,6 +203,9 @@ impl RoleSettings {
             env_file: None,
             cwd: None,
             user: None,
+            after: Vec::new(),
+            ready_when_published: Vec::new(),
+            ready_probe: None,
         }
     }
 }
@@ -234,4 +237,15 @@ pub struct RoleSettings {
     /// The user the process runs as (group-cake must be root to change it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Searches (whole-name regular expressions): the role starts only once each matches a
+    /// name published in the composite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Searches: the role is ready once its process has published a name matching each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready_when_published: Vec<String>,
+    /// A shell command (`sh -c`, in the role's folder and environment): the role is ready
+    /// once it exits 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_probe: Option<String>,
 }
