@@ -7,6 +7,7 @@
 mod child;
 mod control;
 mod operate;
+mod ordering;
 mod own_log;
 mod readiness;
 mod retry;

@@ -179,9 +179,11 @@ impl Supervisor {
         // A role removed earlier and now back takes its old place.
         let i = match self.roles.iter().position(|r| r.name == name) {
             Some(i) => {
-                let generation = self.roles[i].generation;
+                // (Its count of restarts goes on: a restart asked for is not one of them.)
+                let (generation, restarts) = (self.roles[i].generation, self.roles[i].status.restarts);
                 self.roles[i] = role;
                 self.roles[i].generation = generation;
+                self.roles[i].status.restarts = restarts;
                 i
             }
             None => {

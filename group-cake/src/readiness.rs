@@ -1,57 +1,49 @@
-//! Ordering by names, and readiness: a role with `after` searches starts only once every one
-//! matches a name published in the composite (it waits in state `waiting` until then); a
-//! role is *ready* once its process has published a name matching each of its
-//! `ready_when_published` searches and passed its `ready_probe`, or at once when it declares
-//! neither.
-//!
-//! What the composite publishes comes from group-cake's own directory
-//! ([`layer_cake::daemon::Published`]), told after every change; the role of each publisher
-//! is the one its process greeted with (`LC_ROLE`). A role that waited is one level deeper
-//! than the deepest role whose names it waited for, and the composite stops the deepest roles
-//! first ([`crate::stopping`]): those that waited for others end before the others do.
+//! What a role declares about its order and its readiness (`after`, `ready_when_published`,
+//! `ready_probe`), where it stands, and the probe itself. The supervisor acts on them in
+//! [`crate::ordering`].
 
-use crate::supervisor::Supervisor;
 use layer_cake::daemon::Published;
 use layer_cake::home::launch::Launch;
-use layer_cake::home::run::RoleState;
 use layer_cake::home::RoleSettings;
 use layer_cake::Search;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::info;
 
 /// How long after a failed probe the next is run.
-const PROBE_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// How long one probe may run before it is killed and counted as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A role's ordering and readiness, as its settings declare them, and where it stands.
 pub(crate) struct Readiness {
     /// The names it starts after (text, and compiled).
-    after: Vec<(String, Search)>,
+    pub(crate) after: Vec<(String, Search)>,
     /// The names its process publishes once ready.
-    names: Vec<(String, Search)>,
+    pub(crate) names: Vec<(String, Search)>,
     /// The command whose success makes it ready.
-    probe: Option<String>,
+    pub(crate) probe: Option<String>,
     /// 0 for a role that started without waiting; else one more than the deepest role whose
     /// names it waited for. The deepest stop first.
     pub(crate) depth: u32,
     /// The probe has passed for the current process.
-    probe_passed: bool,
+    pub(crate) probe_passed: bool,
     /// When the next probe runs (none while one runs, or once it passed).
-    next_probe: Option<Instant>,
+    pub(crate) next_probe: Option<Instant>,
     /// The current process's environment and folder, which the probe runs with.
-    launch: Option<Launch>,
+    pub(crate) launch: Option<Launch>,
 }
 
 /// A probe's result.
 #[derive(Debug)]
 pub(crate) struct Probed {
-    role: usize,
-    generation: u64,
-    passed: bool,
+    /// The role's index.
+    pub(crate) role: usize,
+    /// Which start of the role it probed.
+    pub(crate) generation: u64,
+    /// It exited 0 in time.
+    pub(crate) passed: bool,
 }
 
 impl Readiness {
@@ -77,169 +69,12 @@ impl Readiness {
     }
 
     /// The `after` searches no published name matches.
-    fn missing_after(&self, published: &Published) -> Vec<String> {
+    pub(crate) fn missing_after(&self, published: &Published) -> Vec<String> {
         self.after
             .iter()
             .filter(|(_, search)| !published.iter().any(|(name, _)| search.matches(name)))
             .map(|(text, _)| text.clone())
             .collect()
-    }
-}
-
-impl Supervisor {
-    /// Starts role `i`, or leaves it waiting while some of its `after` searches match no
-    /// name published in the composite.
-    pub(crate) fn launch(&mut self, i: usize) {
-        let missing = self.roles[i].ready.missing_after(&self.published);
-        if missing.is_empty() {
-            self.roles[i].ready.depth = self.depth_for(i);
-            self.start(i);
-            return;
-        }
-        let role = &mut self.roles[i];
-        if role.status.state != RoleState::Waiting || role.status.waiting_for != missing {
-            let text = format!("waiting for names matching {}", missing.join(", "));
-            info!(role = %role.name, "{text}");
-            role.output.note(0, &text);
-        }
-        if role.status.state != RoleState::Waiting {
-            role.status.since = jiff::Timestamp::now();
-        }
-        role.status.state = RoleState::Waiting;
-        role.status.ready = false;
-        role.status.waiting_for = missing;
-        self.dirty = true;
-    }
-
-    /// One more than the deepest role of the composite whose published names role `i`'s
-    /// `after` searches match (0 when it has none).
-    fn depth_for(&self, i: usize) -> u32 {
-        let after = &self.roles[i].ready.after;
-        if after.is_empty() {
-            return 0;
-        }
-        let deepest = self
-            .published
-            .iter()
-            .filter(|(name, _)| after.iter().any(|(_, s)| s.matches(name)))
-            .filter_map(|(_, role)| self.roles.iter().find(|r| Some(r.name.as_str()) == role))
-            .map(|r| r.ready.depth)
-            .max()
-            .unwrap_or(0);
-        deepest + 1
-    }
-
-    /// What the composite publishes changed: waiting roles whose names are all there start,
-    /// and running roles whose own names are all there become ready.
-    pub(crate) fn on_published(&mut self, now: Published) {
-        self.published = now;
-        if self.stopping {
-            return;
-        }
-        for i in 0..self.roles.len() {
-            let role = &self.roles[i];
-            if role.removed {
-                continue;
-            }
-            match role.status.state {
-                RoleState::Waiting => self.launch(i),
-                RoleState::Running if !role.status.ready => self.check_ready(i),
-                _ => {}
-            }
-        }
-    }
-
-    /// Role `i`'s process has just started (with `launch`): not ready until it does what it
-    /// declares (ready at once when it declares nothing); its probe is due now.
-    pub(crate) fn on_started(&mut self, i: usize, launch: Option<Launch>) {
-        let role = &mut self.roles[i];
-        role.ready.probe_passed = false;
-        role.ready.next_probe = role.ready.probe.as_ref().map(|_| Instant::now());
-        role.ready.launch = launch;
-        role.status.ready = false;
-        self.check_ready(i);
-    }
-
-    /// Role `i`'s process ended: not ready, and no more probes for it.
-    pub(crate) fn on_ended(&mut self, i: usize) {
-        let role = &mut self.roles[i];
-        role.ready.next_probe = None;
-        role.ready.launch = None;
-        role.status.ready = false;
-        role.status.waiting_for.clear();
-    }
-
-    /// Marks role `i` ready if it has done all it declares; else notes what it still needs.
-    fn check_ready(&mut self, i: usize) {
-        let role = &mut self.roles[i];
-        let mut missing: Vec<String> = role
-            .ready
-            .names
-            .iter()
-            .filter(|(_, search)| {
-                !self
-                    .published
-                    .iter()
-                    .any(|(name, by)| by == Some(role.name.as_str()) && search.matches(name))
-            })
-            .map(|(text, _)| text.clone())
-            .collect();
-        if let Some(probe) = role.ready.probe.as_ref().filter(|_| !role.ready.probe_passed) {
-            missing.push(format!("probe: {probe}"));
-        }
-        let ready = missing.is_empty();
-        if ready && !role.status.ready && (!role.ready.names.is_empty() || role.ready.probe.is_some()) {
-            info!(role = %role.name, "role ready");
-            role.output.note(role.status.pid.unwrap_or(0), "ready");
-        }
-        role.status.ready = ready;
-        role.status.waiting_for = missing;
-        self.dirty = true;
-    }
-
-    /// When the next probe is due, if any.
-    pub(crate) fn next_probe(&self) -> Option<Instant> {
-        self.roles.iter().filter_map(|r| r.ready.next_probe).min()
-    }
-
-    /// Runs the probes that are due, each in a task of its own that reports on `probes`.
-    pub(crate) fn probe_due(&mut self) {
-        let now = Instant::now();
-        for (i, role) in self.roles.iter_mut().enumerate() {
-            if role.ready.next_probe.is_none_or(|at| at > now) {
-                continue;
-            }
-            role.ready.next_probe = None;
-            let (Some(command), Some(launch)) = (role.ready.probe.clone(), role.ready.launch.clone()) else {
-                continue;
-            };
-            let report = self.probes.clone();
-            let generation = role.generation;
-            tokio::spawn(async move {
-                let passed = probe(&command, &launch).await;
-                let _ = report
-                    .send(Probed {
-                        role: i,
-                        generation,
-                        passed,
-                    })
-                    .await;
-            });
-        }
-    }
-
-    /// A probe's result: ready once it passes; else another in a while.
-    pub(crate) fn on_probe(&mut self, probed: Probed) {
-        let role = &mut self.roles[probed.role];
-        if probed.generation != role.generation || role.status.state != RoleState::Running || self.stopping {
-            return;
-        }
-        if probed.passed {
-            role.ready.probe_passed = true;
-            self.check_ready(probed.role);
-        } else {
-            role.ready.next_probe = Some(Instant::now() + PROBE_EVERY);
-        }
     }
 }
 
@@ -250,7 +85,7 @@ pub(crate) fn probe_channel() -> (mpsc::Sender<Probed>, mpsc::Receiver<Probed>) 
 
 /// Runs `command` with `sh -c`, in the role's folder and environment (and as its user); whether
 /// it exited 0 within [`PROBE_TIMEOUT`].
-async fn probe(command: &str, launch: &Launch) -> bool {
+pub(crate) async fn probe(command: &str, launch: &Launch) -> bool {
     let mut sh = tokio::process::Command::new("/bin/sh");
     sh.arg("-c")
         .arg(command)

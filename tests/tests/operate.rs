@@ -448,6 +448,44 @@ fn roles_are_restarted_stopped_started_and_reloaded_one_at_a_time() {
     assert_eq!(out.status.code(), Some(3), "nothing runs: {out:?}");
 }
 
+/// A restart asked for (`restart`, or a reload of changed settings) keeps the count of the
+/// restarts its policy made, as `status` shows it (it used to begin again from 0).
+#[test]
+fn a_requested_restart_keeps_the_count_of_restarts() {
+    let t = TestHome::new();
+    t.ok(&[
+        "create",
+        "--directory-at-host",
+        "127.0.0.1:1",
+        "--retry",
+        r#"{"min": 0, "max": 0}"#,
+    ]);
+    t.ok(&["add", "/bin/sleep", "r", "--", "600"]);
+    t.ok(&["start"]);
+    let first = pid_of(&t, "r").unwrap();
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).unwrap();
+    t.wait_for("the policy to restart r", || {
+        pid_of(&t, "r").is_some_and(|p| p != first)
+    });
+    let restarts = || t.role_status("r").unwrap()["restarts"].clone();
+    assert_eq!(restarts(), 1);
+    t.ok(&["restart", "r"]);
+    assert_eq!(
+        restarts(),
+        1,
+        "the restart asked for is not counted, nor the count lost"
+    );
+    t.ok(&["update", "r", "--", "601"]);
+    t.ok(&["reload"]);
+    t.wait_for("r restarted with its new arguments", || {
+        t.role_status("r").is_some_and(|r| r["state"] == "running")
+            && std::fs::read_to_string(format!("/proc/{}/cmdline", pid_of(&t, "r").unwrap_or(0)))
+                .is_ok_and(|c| c.contains("601"))
+    });
+    assert_eq!(restarts(), 1);
+    t.ok(&["stop"]);
+}
+
 /// group-cake's own log is kept within the group's log limits too: past its size it is
 /// moved aside and a new one begun, which the lines after go to.
 #[test]

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 const FORMAT: &str = "layer-cake-export";
 const VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
+/// Where an archive holds the roles' own folders (`export --with-model`): `model/<role>/...`.
+const MODEL_DIR: &str = "model";
 
 /// What an archive holds besides its files.
 #[derive(Serialize, Deserialize)]
@@ -27,8 +29,8 @@ struct Manifest {
 /// (a .tar.gz) that `layer-cake import` unpacks on another machine, ready to start.
 ///
 /// Not packed: the LAN's secret (give it there with `update group --secret-file`), logs,
-/// history and the roles' folders. An executable is packed alone: a script's neighbours (the
-/// modules it imports) are not.
+/// history, and the roles' own folders unless --with-model. An executable is packed alone: a
+/// script's neighbours (the modules it imports) are not.
 #[derive(Args)]
 pub struct Export {
     /// The archive to write.
@@ -36,6 +38,10 @@ pub struct Export {
     /// Replace the archive if it exists.
     #[arg(long)]
     force: bool,
+    /// Pack each role's own folder too (`LC_MODEL`: what it keeps from run to run), its files
+    /// and folders (links are left out). Best taken while the composite is stopped.
+    #[arg(long)]
+    with_model: bool,
 }
 
 impl Export {
@@ -85,8 +91,18 @@ impl Export {
             group,
             roles,
         };
+        let models: Vec<(String, PathBuf)> = if self.with_model {
+            manifest
+                .roles
+                .keys()
+                .map(|name| (name.clone(), home.model_dir(name)))
+                .filter(|(_, dir)| dir.is_dir())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let tmp = self.file.with_extension("partial");
-        let written = write_archive(&tmp, &manifest, &packed, &env_files);
+        let written = write_archive(&tmp, &manifest, &packed, &env_files, &models);
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -109,6 +125,7 @@ fn write_archive(
     manifest: &Manifest,
     packed: &BTreeMap<PathBuf, String>,
     env_files: &[(PathBuf, String)],
+    models: &[(String, PathBuf)],
 ) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| path.display().to_string())?;
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -129,7 +146,44 @@ fn write_archive(
         tar.append_path_with_name(from, inside)
             .with_context(|| format!("cannot pack {}", from.display()))?;
     }
+    for (role, dir) in models {
+        pack_folder(&mut tar, dir, &Path::new(MODEL_DIR).join(role))?;
+    }
     tar.into_inner()?.finish()?.sync_all()?;
+    Ok(())
+}
+
+/// An archive entry's path without `./` parts (as `tar -C DIR .` writes them).
+fn plain_path(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+/// Packs the files and folders under `dir` as `inside/...` (links left out: unpacked
+/// elsewhere, they could point anywhere).
+fn pack_folder<W: std::io::Write>(tar: &mut tar::Builder<W>, dir: &Path, inside: &Path) -> Result<()> {
+    tar.append_dir(inside, dir)
+        .with_context(|| format!("cannot pack {}", dir.display()))?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| dir.display().to_string())?
+        .collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let (path, kind) = (entry.path(), entry.file_type()?);
+        let name = inside.join(entry.file_name());
+        if kind.is_dir() {
+            pack_folder(tar, &path, &name)?;
+        } else if kind.is_file() {
+            tar.append_path_with_name(&path, &name)
+                .with_context(|| format!("cannot pack {}", path.display()))?;
+        } else {
+            eprintln!(
+                "layer-cake: {} is not a file or folder: not packed",
+                path.display()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -175,7 +229,7 @@ fn import(archive: &Path, target: &Path) -> Result<usize> {
     let not_ours = || format!("{} is not an archive layer-cake export made", archive.display());
     for entry in open()?.entries().with_context(not_ours)? {
         let mut entry = entry.with_context(not_ours)?;
-        if entry.path()?.as_os_str() == MANIFEST {
+        if plain_path(&entry.path()?) == Path::new(MANIFEST) {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut entry, &mut text)?;
             manifest = Some(
@@ -197,7 +251,7 @@ fn import(archive: &Path, target: &Path) -> Result<usize> {
     // The files, into the home (`unpack_in` refuses any path that would leave it).
     for entry in open()?.entries()? {
         let mut entry = entry?;
-        let path = entry.path()?.into_owned();
+        let path = plain_path(&entry.path()?);
         if (path.starts_with("bin") || path.starts_with("env")) && !entry.unpack_in(&root)? {
             bail!("the archive holds a path outside the home: {}", path.display());
         }
@@ -222,5 +276,40 @@ fn import(archive: &Path, target: &Path) -> Result<usize> {
         }
         home.add(std::slice::from_ref(&name), &settings)?;
     }
-    Ok(home.roles()?.len())
+    // The roles' own folders, each into its role's (only files and folders, only for roles
+    // the archive has, and only by plain names: nothing lands outside them).
+    let roles = home.roles()?;
+    for entry in open()?.entries()? {
+        let mut entry = entry?;
+        let path = plain_path(&entry.path()?);
+        let mut parts = path.components();
+        if parts.next() != Some(std::path::Component::Normal(MODEL_DIR.as_ref())) {
+            continue;
+        }
+        let Some(std::path::Component::Normal(role)) = parts.next() else {
+            continue;
+        };
+        let role = role.to_string_lossy().into_owned();
+        let rest = parts.as_path();
+        let plain = rest
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let kind = entry.header().entry_type();
+        if !plain || !roles.contains(&role) || !(kind.is_file() || kind.is_dir()) {
+            bail!(
+                "the archive holds an entry that is not a role's file: {}",
+                path.display()
+            );
+        }
+        let to = home.model_dir(&role).join(rest);
+        if kind.is_dir() {
+            std::fs::create_dir_all(&to).with_context(|| to.display().to_string())?;
+        } else {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+            }
+            entry.unpack(&to).with_context(|| to.display().to_string())?;
+        }
+    }
+    Ok(roles.len())
 }
