@@ -100,9 +100,13 @@ impl Supervisor {
         let role = &mut self.roles[i];
         role.stopping = None;
         match then {
-            Then::Stay => role.status.state = RoleState::Stopped,
+            Then::Stay => {
+                role.status.state = RoleState::Stopped;
+                role.status.waiting_for.clear();
+            }
             Then::Remove => {
                 role.status.state = RoleState::Stopped;
+                role.status.waiting_for.clear();
                 role.removed = true;
             }
             // Started again with its settings as the home has them now (and the restart

@@ -16,15 +16,20 @@ use layer_cake::daemon::Published;
 use layer_cake::home::launch::Launch;
 use layer_cake::home::run::RoleState;
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 impl Supervisor {
     /// Starts role `i`, or leaves it waiting while some of its `after` searches match no
     /// name published in the composite.
     pub(crate) fn launch(&mut self, i: usize) {
-        let missing = self.roles[i].ready.missing_after(&self.published);
-        if missing.is_empty() {
-            self.roles[i].ready.depth = self.depth_for(i);
+        let (missing, depth) = {
+            let published = self.published.borrow();
+            let missing = self.roles[i].ready.missing_after(&published);
+            let depth = missing.is_empty().then(|| self.depth_for(i, &published));
+            (missing, depth)
+        };
+        if let Some(depth) = depth {
+            self.roles[i].ready.depth = depth;
             self.start(i);
             return;
         }
@@ -45,15 +50,14 @@ impl Supervisor {
 
     /// One more than the deepest role of the composite whose published names role `i`'s
     /// `after` searches match (0 when it has none).
-    fn depth_for(&self, i: usize) -> u32 {
+    fn depth_for(&self, i: usize, published: &Published) -> u32 {
         let after = &self.roles[i].ready.after;
         if after.is_empty() {
             return 0;
         }
-        let deepest = self
-            .published
+        let deepest = after
             .iter()
-            .filter(|(name, _)| after.iter().any(|(_, s)| s.matches(name)))
+            .flat_map(|(_, search)| published.matching(search))
             .filter_map(|(_, role)| self.roles.iter().find(|r| Some(r.name.as_str()) == role))
             .map(|r| r.ready.depth)
             .max()
@@ -63,8 +67,7 @@ impl Supervisor {
 
     /// What the composite publishes changed: waiting roles whose names are all there start,
     /// and running roles whose own names are all there become ready.
-    pub(crate) fn on_published(&mut self, now: Published) {
-        self.published = now;
+    pub(crate) fn on_published(&mut self) {
         if self.stopping {
             return;
         }
@@ -104,18 +107,19 @@ impl Supervisor {
     /// Marks role `i` ready if it has done all it declares; else notes what it still needs.
     fn check_ready(&mut self, i: usize) {
         let role = &mut self.roles[i];
-        let mut missing: Vec<String> = role
-            .ready
-            .names
-            .iter()
-            .filter(|(_, search)| {
-                !self
-                    .published
-                    .iter()
-                    .any(|(name, by)| by == Some(role.name.as_str()) && search.matches(name))
-            })
-            .map(|(text, _)| text.clone())
-            .collect();
+        let mut missing: Vec<String> = {
+            let published = self.published.borrow();
+            role.ready
+                .names
+                .iter()
+                .filter(|(_, search)| {
+                    !published
+                        .matching(search)
+                        .any(|(_, by)| by == Some(role.name.as_str()))
+                })
+                .map(|(text, _)| text.clone())
+                .collect()
+        };
         if let Some(probe) = role.ready.probe.as_ref().filter(|_| !role.ready.probe_passed) {
             missing.push(format!("probe: {probe}"));
         }
@@ -172,5 +176,30 @@ impl Supervisor {
         } else {
             role.ready.next_probe = Some(Instant::now() + PROBE_EVERY);
         }
+    }
+
+    /// Warns, once per spell, when roles wait for names and no role of the composite runs (or
+    /// is about to) that could publish them: they wait until a process from outside does, or
+    /// the home changes.
+    pub(crate) fn warn_if_stalled(&mut self) {
+        let mut waiting = self
+            .roles
+            .iter()
+            .filter(|r| !r.removed && r.status.state == RoleState::Waiting)
+            .peekable();
+        let stalled = waiting.peek().is_some()
+            && !self.roles.iter().any(|r| {
+                r.running.is_some() || r.stopping.is_some() || r.status.state == RoleState::Restarting
+            });
+        if stalled && !self.stalled {
+            let what: Vec<String> = waiting
+                .map(|r| format!("{} (for {})", r.name, r.status.waiting_for.join(", ")))
+                .collect();
+            warn!(
+                roles = %what.join("; "),
+                "roles wait for names that no running role of the composite publishes"
+            );
+        }
+        self.stalled = stalled;
     }
 }

@@ -72,7 +72,7 @@ impl Readiness {
     pub(crate) fn missing_after(&self, published: &Published) -> Vec<String> {
         self.after
             .iter()
-            .filter(|(_, search)| !published.iter().any(|(name, _)| search.matches(name)))
+            .filter(|(_, search)| published.matching(search).next().is_none())
             .map(|(text, _)| text.clone())
             .collect()
     }

@@ -86,10 +86,12 @@ pub(crate) struct Supervisor {
     pub(crate) group_settings: layer_cake::home::GroupSettings,
     /// Copy the roles' output to this process's (`run`).
     pub(crate) foreground: bool,
-    /// What the composite's processes publish, as last told by the directory.
-    pub(crate) published: Published,
+    /// What the composite's processes publish, kept up to date by the directory.
+    pub(crate) published: watch::Receiver<Published>,
     /// Where readiness probes report.
     pub(crate) probes: mpsc::Sender<Probed>,
+    /// Roles wait for names and no role runs that could publish them: said once per spell.
+    pub(crate) stalled: bool,
 }
 
 /// Runs the composite until it ends; returns the exit status for group-cake.
@@ -149,8 +151,9 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         searches: options.searches.clone(),
         group_settings: group,
         foreground: options.foreground,
-        published: published.borrow_and_update().clone(),
+        published: published.clone(),
         probes,
+        stalled: false,
     };
     // Requests from the CLI (restart, start or stop of some roles, reload).
     let (mut requests, _control) = match crate::control::listen(&sup.home.control_socket()) {
@@ -167,6 +170,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         sup.launch(i);
     }
     sup.status.state = CompositeState::Running;
+    sup.warn_if_stalled();
     sup.save();
     info!(roles = sup.roles.len(), directory = %options.directory, "composite running");
     layer_cake::daemon::notify_ready();
@@ -207,10 +211,8 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
                 sup.probe_due();
             }
             Some(result) = probed.recv() => sup.on_probe(result),
-            Ok(()) = published.changed() => {
-                let now = published.borrow_and_update().clone();
-                sup.on_published(now);
-            }
+            // (`changed` marks what it saw as seen; the supervisor reads its own receiver.)
+            Ok(()) = published.changed() => sup.on_published(),
             Some(asked) = async { requests.as_mut()?.recv().await }, if requests.is_some() => {
                 let answer = sup.on_request(asked.request);
                 let _ = asked.answer.send(answer);
@@ -223,6 +225,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
                 info!(?answer, "hang-up: home reloaded");
             }
         }
+        sup.warn_if_stalled();
         sup.save();
     };
 

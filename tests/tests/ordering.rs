@@ -58,6 +58,14 @@ fn a_role_after_names_starts_once_they_are_published_and_stops_before_them() {
     assert_eq!(field(&api_status, "state"), "waiting", "{api_status}");
     assert_eq!(field(&api_status, "pid"), &Value::Null);
     assert_eq!(strings(field(&api_status, "waiting_for")), ["db:.*"]);
+    // Nothing runs that could publish it: group-cake says so.
+    let log = t.home().join("run/group-cake.log");
+    t.wait_for("group-cake to say api waits on nothing that runs", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| {
+            l.contains("roles wait for names that no running role of the composite publishes")
+                && l.contains("api (for db:.*)")
+        })
+    });
     let human = t.ok(&["status"]);
     assert!(
         human

@@ -562,9 +562,9 @@ impl Engine {
         }
     }
 
-    /// Every publication held here (active or standby), with the link that registered it.
-    pub fn publications(&self) -> impl Iterator<Item = (LinkId, &PubInfo)> {
-        self.pubs.values().map(|p| (p.link, &p.info))
+    /// Publication `id`, if held here (active or standby).
+    pub fn publication(&self, id: PubId) -> Option<&PubInfo> {
+        self.pubs.get(&id).map(|p| &p.info)
     }
 
     /// The process holding the active publication of `name`, if any.

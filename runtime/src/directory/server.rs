@@ -101,8 +101,9 @@ struct Directory {
     parent_epoch: Option<u64>,
     shutdown: CancellationToken,
     out: Vec<Output>,
-    /// A publication came or went since [`DirectoryConfig::published`] was last told.
-    published_changed: bool,
+    /// The publications [`DirectoryConfig::published`] was told of: their link, name and
+    /// publisher's role (kept only when there is a watcher).
+    told: HashMap<crate::ids::PubId, (LinkId, String, Option<String>)>,
 }
 
 impl Directory {
@@ -119,7 +120,7 @@ impl Directory {
             parent_epoch: None,
             shutdown,
             out: Vec::new(),
-            published_changed: false,
+            told: HashMap::new(),
         }
     }
 
@@ -141,7 +142,6 @@ impl Directory {
                 Some(event) = up_rx.recv() => self.on_uplink(event),
             }
             self.flush();
-            self.tell_published();
             if self.uplink.is_none() && self.engine.wants_parent() {
                 if let Some(parent) = self.config.parent {
                     self.uplink = Some(uplink::spawn(
@@ -160,27 +160,6 @@ impl Directory {
         // Once `run` returns, the listening address is free again.
         let _ = accepting.await;
         info!("directory stopped");
-    }
-
-    /// Tells the watcher (if any) what is published now, if that changed.
-    fn tell_published(&mut self) {
-        if !std::mem::take(&mut self.published_changed) {
-            return;
-        }
-        let Some(watcher) = &self.config.published else {
-            return;
-        };
-        let now = Published::new(self.engine.publications().map(|(link, info)| {
-            let role = self.links.get(&link).and_then(|l| l.hello.role.clone());
-            (info.name.clone(), role)
-        }));
-        watcher.send_if_modified(|seen| {
-            let changed = *seen != now;
-            if changed {
-                *seen = now;
-            }
-            changed
-        });
     }
 
     fn hello(&self) -> Hello {
@@ -250,10 +229,65 @@ impl Directory {
                     self.send_down(link, refusal);
                     return;
                 }
-                self.published_changed |= matches!(frame, Up::Publish(_) | Up::Retract { .. });
-                self.engine.on_child_frame(link, frame, &mut self.out)
+                let (listed, retracted) = match &frame {
+                    Up::Publish(info) => (Some(info.id), None),
+                    Up::Retract { id } => (None, Some(*id)),
+                    _ => (None, None),
+                };
+                self.engine.on_child_frame(link, frame, &mut self.out);
+                if let Some(id) = listed {
+                    self.tell_published(link, id);
+                }
+                if let Some(id) = retracted {
+                    self.tell_retracted(|told| told == id);
+                }
             }
         }
+    }
+
+    /// Tells the watcher (if any) that everything `link` published has gone.
+    fn forget_published(&mut self, link: LinkId) {
+        if self.told.is_empty() {
+            return;
+        }
+        let of_link: std::collections::HashSet<crate::ids::PubId> = self
+            .told
+            .iter()
+            .filter(|(_, (l, _, _))| *l == link)
+            .map(|(id, _)| *id)
+            .collect();
+        self.tell_retracted(|id| of_link.contains(&id));
+    }
+
+    /// Tells the watcher (if any) of publication `id` from `link`, if the engine took it.
+    fn tell_published(&mut self, link: LinkId, id: crate::ids::PubId) {
+        let Some(watcher) = &self.config.published else {
+            return;
+        };
+        let (Some(info), false) = (self.engine.publication(id), self.told.contains_key(&id)) else {
+            return;
+        };
+        let role = self.links.get(&link).and_then(|l| l.hello.role.clone());
+        self.told.insert(id, (link, info.name.clone(), role.clone()));
+        let name = info.name.clone();
+        watcher.send_modify(|published| published.add(name, role));
+    }
+
+    /// Tells the watcher (if any) that the publications `gone` picks have gone.
+    fn tell_retracted(&mut self, gone: impl Fn(crate::ids::PubId) -> bool) {
+        let Some(watcher) = &self.config.published else {
+            return;
+        };
+        let ids: Vec<crate::ids::PubId> = self.told.keys().copied().filter(|id| gone(*id)).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let removed: Vec<_> = ids.iter().filter_map(|id| self.told.remove(id)).collect();
+        watcher.send_modify(|published| {
+            for (_, name, role) in removed {
+                published.remove(name, role);
+            }
+        });
     }
 
     /// A process (not a directory, which passes on its children's) may list only for itself:
@@ -345,8 +379,8 @@ impl Directory {
                 if let Some(l) = self.links.remove(&link) {
                     info!(link, peer = %l.hello.name, peer_id = %l.hello.id.short(), %reason, "child gone");
                     self.pings.retain(|_, (asker, _, _)| *asker != link);
-                    self.published_changed = true;
                     self.engine.link_lost(link, &mut self.out);
+                    self.forget_published(link);
                 }
             }
         }
@@ -411,8 +445,8 @@ impl Directory {
             warn!(link, peer = %l.hello.name, "child is not reading (queue full); dropping it");
             l.cancel.cancel();
             self.links.remove(&link);
-            self.published_changed = true;
             self.engine.link_lost(link, &mut self.out);
+            self.forget_published(link);
         }
     }
 
