@@ -202,4 +202,26 @@ impl Supervisor {
         }
         self.stalled = stalled;
     }
+
+    /// Tells systemd (a `Type=notify` unit) the composite is ready, once: when no role waits
+    /// for names or a restart, and every running role is ready.
+    pub(crate) fn notify_when_ready(&mut self) {
+        if self.told_ready {
+            return;
+        }
+        let pending = self
+            .roles
+            .iter()
+            .filter(|r| !r.removed)
+            .any(|r| match r.status.state {
+                RoleState::Waiting | RoleState::Restarting => true,
+                RoleState::Running => !r.status.ready,
+                RoleState::Ended | RoleState::Failed | RoleState::Stopped => false,
+            });
+        if !pending {
+            info!("every role is ready");
+            layer_cake::daemon::notify_ready();
+            self.told_ready = true;
+        }
+    }
 }

@@ -92,6 +92,8 @@ pub(crate) struct Supervisor {
     pub(crate) probes: mpsc::Sender<Probed>,
     /// Roles wait for names and no role runs that could publish them: said once per spell.
     pub(crate) stalled: bool,
+    /// systemd has been told the composite is ready.
+    pub(crate) told_ready: bool,
 }
 
 /// Runs the composite until it ends; returns the exit status for group-cake.
@@ -154,6 +156,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
         published: published.clone(),
         probes,
         stalled: false,
+        told_ready: false,
     };
     // Requests from the CLI (restart, start or stop of some roles, reload).
     let (mut requests, _control) = match crate::control::listen(&sup.home.control_socket()) {
@@ -173,7 +176,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
     sup.warn_if_stalled();
     sup.save();
     info!(roles = sup.roles.len(), directory = %options.directory, "composite running");
-    layer_cake::daemon::notify_ready();
+    sup.notify_when_ready();
 
     let end = loop {
         if let Some(code) = sup.main_ended {
@@ -226,6 +229,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
             }
         }
         sup.warn_if_stalled();
+        sup.notify_when_ready();
         sup.save();
     };
 

@@ -237,3 +237,52 @@ fn an_operational_home_keeps_host_cake_running() {
     );
     t.ok(&["stop"]);
 }
+
+/// With a role that declares when it is ready, the composite tells systemd only once it is
+/// (it used to as soon as the role had started).
+#[test]
+fn a_composite_tells_systemd_once_every_role_is_ready() {
+    let t = TestHome::new();
+    t.ok(&["create", "--directory-at-host", NO_DIRECTORY]);
+    t.ok(&[
+        "add",
+        "/bin/sleep",
+        "waits",
+        "--ready-probe",
+        "test -e flag",
+        "--",
+        "60",
+    ]);
+    t.ok(&["add", "/bin/sleep", "plain", "--", "60"]);
+    let notify = NotifySocket::new();
+    let mut composite = t
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    t.wait_for("both roles running, one not ready", || {
+        let (waits, plain) = (t.role_status("waits"), t.role_status("plain"));
+        waits.is_some_and(|w| w["state"] == "running" && w["ready"] == false)
+            && plain.is_some_and(|p| p["ready"] == true)
+    });
+    // (group-cake decides before it writes the status it shows: nothing was sent.)
+    notify.socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    let early = notify.socket.recv(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "told systemd before every role was ready: {early:?}"
+    );
+    notify.socket.set_nonblocking(false).unwrap();
+    std::fs::write(t.dir().join("flag"), "").unwrap();
+    assert_eq!(notify.recv(), "READY=1\n");
+    assert_eq!(t.role_status("waits").unwrap()["ready"], true);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(composite.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    composite.wait().unwrap();
+}

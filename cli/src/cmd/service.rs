@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Run host-cake, lan-cake or a home's composite as a systemd service, started at boot.
 ///
 /// `install` writes a unit file (Type=notify: the daemon tells systemd once it listens, and
-/// group-cake once every role has started; restarted on failure) and prints the systemctl
+/// group-cake once every role is ready; restarted on failure) and prints the systemctl
 /// commands that enable it. `uninstall` removes the file. Neither runs systemctl itself.
 #[derive(Args)]
 pub struct Service {
