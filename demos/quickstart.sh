@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The layer-cake quickstart: builds the workspace, runs a composite through the CLI as a user
-# would (a home with the multihosting server and eight workers: start, a request answered,
+# would (a home with the multihosting server and eight workers, the server started after
+# them: start until every role is ready, a request answered,
 # status, the live tree, a worker killed and replaced with no failed request, stop), then
 # shows nearest-scope matching live:
 #
@@ -76,9 +77,11 @@ get() {
 lc() { "$bin/layer-cake" --home-path "$work/home" "$@"; }
 echo; echo "1. A composite, made as a user makes one: the multihosting server and eight workers"
 lc create --directory-at-host "$host" --retry '{"min": 0, "max": 0.1}' | sed 's/^/  $ layer-cake create: /'
-lc add "$bin/multihosting-server" server -- --listen 127.0.0.1:0 | sed 's/^/  $ layer-cake add: /'
-lc add "$bin/multihosting-worker" worker --role-count=8 | tail -1 | sed 's/^/  $ layer-cake add: ... /'
-lc start | sed 's/^/  $ layer-cake start: /'
+# The server starts once a worker has published, and every worker is ready once it has.
+workers='test-multihosting:worker-10:.*'
+lc add "$bin/multihosting-server" server --after "$workers" -- --listen 127.0.0.1:0 | sed 's/^/  $ layer-cake add: /'
+lc add "$bin/multihosting-worker" worker --role-count=8 --ready-when-published "$workers" | tail -1 | sed 's/^/  $ layer-cake add: ... /'
+lc start --wait | sed 's/^/  $ layer-cake start --wait: /'
 for _ in $(seq 150); do
     port=$(lc log server --count 1000 | grep -m1 -o ' listening 127.0.0.1:[0-9]*' | cut -d: -f2) && [ -n "$port" ] && break
     sleep 0.1

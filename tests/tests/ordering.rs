@@ -150,7 +150,7 @@ fn roles_are_ready_when_they_have_done_what_they_declare() {
     // Without `other`: every role ready, and start --wait says so.
     t.ok(&["delete", "other"]);
     let said = t.ok(&["start", "--wait", "--wait-timeout", "20"]);
-    assert!(said.contains("3 roles ready in"), "start --wait said: {said}");
+    assert!(said.contains("3 roles ready, "), "start --wait said: {said}");
     t.ok(&["stop"]);
 }
 

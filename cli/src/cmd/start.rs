@@ -42,6 +42,7 @@ pub struct Start {
 
 impl Start {
     pub fn run(self, home_path: &Path) -> Result<()> {
+        let began = std::time::Instant::now();
         let home = Home::open(home_path)?;
         let roles = select_existing(&home, &self.search)?;
         check_main_role(self.main_role.as_deref(), &roles)?;
@@ -53,7 +54,7 @@ impl Start {
                 super::operate::start_or_stop(&home, &self.search, true)?;
                 if self.wait {
                     let chosen = home.select(&self.search)?;
-                    wait_ready(&home, &chosen, Duration::from_secs_f64(self.wait_timeout))?;
+                    wait_ready(&home, &chosen, Duration::from_secs_f64(self.wait_timeout), began)?;
                 }
                 return Ok(());
             }
@@ -128,7 +129,7 @@ impl Start {
             status.directory
         );
         if self.wait {
-            wait_ready(&home, &roles, Duration::from_secs_f64(self.wait_timeout))?;
+            wait_ready(&home, &roles, Duration::from_secs_f64(self.wait_timeout), began)?;
         }
         Ok(())
     }
@@ -143,9 +144,9 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 }
 
 /// Waits until every role of `roles` is ready, or has ended with status 0; fails when one
-/// ends otherwise, is stopped, or at `deadline`, saying which and what they wait for.
-fn wait_ready(home: &Home, roles: &[String], deadline: Duration) -> Result<()> {
-    let began = std::time::Instant::now();
+/// ends otherwise, is stopped, or at `deadline`, saying which and what they wait for. Says
+/// how long since `began` (the command's start) they took.
+fn wait_ready(home: &Home, roles: &[String], deadline: Duration, began: std::time::Instant) -> Result<()> {
     let mut failed: Option<String> = None;
     let mut pending: Vec<String> = Vec::new();
     let done = wait_until(deadline, || {
@@ -192,7 +193,7 @@ fn wait_ready(home: &Home, roles: &[String], deadline: Duration) -> Result<()> {
         );
     }
     println!(
-        "{} role{} ready in {} ms",
+        "{} role{} ready, {} ms after start",
         roles.len(),
         if roles.len() == 1 { "" } else { "s" },
         began.elapsed().as_millis()
