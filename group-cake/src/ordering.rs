@@ -6,9 +6,10 @@
 //!
 //! What the composite publishes comes from group-cake's own directory
 //! ([`layer_cake::daemon::Published`]), told after every change; the role of each publisher
-//! is the one its process greeted with (`LC_ROLE`). A role that waited is one level deeper
-//! than the deepest role whose names it waited for, and the composite stops the deepest roles
-//! first ([`crate::stopping`]): those that waited for others end before the others do.
+//! is the one its process greeted with (`LC_ROLE`). A role remembers the roles whose names it
+//! waited for; it is one level deeper than the deepest of them, and the composite stops the
+//! deepest roles first ([`crate::stopping`]): those that waited for others end before the
+//! others do.
 
 use crate::readiness::{probe, Probed, PROBE_EVERY};
 use crate::supervisor::Supervisor;
@@ -22,14 +23,14 @@ impl Supervisor {
     /// Starts role `i`, or leaves it waiting while some of its `after` searches match no
     /// name published in the composite.
     pub(crate) fn launch(&mut self, i: usize) {
-        let (missing, depth) = {
+        let (missing, providers) = {
             let published = self.published.borrow();
             let missing = self.roles[i].ready.missing_after(&published);
-            let depth = missing.is_empty().then(|| self.depth_for(i, &published));
-            (missing, depth)
+            let providers = missing.is_empty().then(|| self.providers(i, &published));
+            (missing, providers)
         };
-        if let Some(depth) = depth {
-            self.roles[i].ready.depth = depth;
+        if let Some(providers) = providers {
+            self.roles[i].ready.waited_for = providers;
             self.start(i);
             return;
         }
@@ -48,21 +49,48 @@ impl Supervisor {
         self.dirty = true;
     }
 
-    /// One more than the deepest role of the composite whose published names role `i`'s
-    /// `after` searches match (0 when it has none).
-    fn depth_for(&self, i: usize, published: &Published) -> u32 {
-        let after = &self.roles[i].ready.after;
-        if after.is_empty() {
-            return 0;
-        }
-        let deepest = after
+    /// The roles of the composite whose published names role `i`'s `after` searches match
+    /// now: the roles it waited for.
+    fn providers(&self, i: usize, published: &Published) -> Vec<String> {
+        let mut found: Vec<String> = self.roles[i]
+            .ready
+            .after
             .iter()
             .flat_map(|(_, search)| published.matching(search))
-            .filter_map(|(_, role)| self.roles.iter().find(|r| Some(r.name.as_str()) == role))
-            .map(|r| r.ready.depth)
-            .max()
-            .unwrap_or(0);
-        deepest + 1
+            .filter_map(|l| l.role)
+            .filter(|role| *role != self.roles[i].name && self.roles.iter().any(|r| r.name == *role))
+            .map(str::to_string)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Each role's depth, for the order of stopping: 0 for a role that waited for no other;
+    /// else one more than the deepest of the roles it waited for (as they are now: a role
+    /// given an `after` of its own by a reload makes those that waited for it deeper too).
+    pub(crate) fn depths(&self) -> Vec<u32> {
+        fn depth(sup: &Supervisor, i: usize, memo: &mut [Option<u32>], visiting: &mut [bool]) -> u32 {
+            if let Some(d) = memo[i] {
+                return d;
+            }
+            if std::mem::replace(&mut visiting[i], true) {
+                return 0; // (A cycle: it cannot have happened as a wait; cut it.)
+            }
+            let d = sup.roles[i]
+                .ready
+                .waited_for
+                .iter()
+                .filter_map(|name| sup.roles.iter().position(|r| &r.name == name && !r.removed))
+                .map(|j| depth(sup, j, memo, visiting) + 1)
+                .max()
+                .unwrap_or(0);
+            memo[i] = Some(d);
+            d
+        }
+        let n = self.roles.len();
+        let (mut memo, mut visiting) = (vec![None; n], vec![false; n]);
+        (0..n).map(|i| depth(self, i, &mut memo, &mut visiting)).collect()
     }
 
     /// What the composite publishes changed: waiting roles whose names are all there start,
@@ -88,6 +116,18 @@ impl Supervisor {
     /// declares (ready at once when it declares nothing); its probe is due now.
     pub(crate) fn on_started(&mut self, i: usize, launch: Option<Launch>) {
         let role = &mut self.roles[i];
+        // What an earlier process of the role published, and the directory has not yet seen
+        // go, is not this process's.
+        role.ready.stale = {
+            let published = self.published.borrow();
+            role.ready
+                .names
+                .iter()
+                .flat_map(|(_, search)| published.matching(search))
+                .filter(|l| l.role == Some(role.name.as_str()))
+                .map(|l| l.process)
+                .collect()
+        };
         role.ready.probe_passed = false;
         role.ready.next_probe = role.ready.probe.as_ref().map(|_| Instant::now());
         role.ready.launch = launch;
@@ -115,7 +155,7 @@ impl Supervisor {
                 .filter(|(_, search)| {
                     !published
                         .matching(search)
-                        .any(|(_, by)| by == Some(role.name.as_str()))
+                        .any(|l| l.role == Some(role.name.as_str()) && !role.ready.stale.contains(&l.process))
                 })
                 .map(|(text, _)| text.clone())
                 .collect()

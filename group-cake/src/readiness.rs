@@ -24,15 +24,18 @@ pub(crate) struct Readiness {
     pub(crate) names: Vec<(String, Search)>,
     /// The command whose success makes it ready.
     pub(crate) probe: Option<String>,
-    /// 0 for a role that started without waiting; else one more than the deepest role whose
-    /// names it waited for. The deepest stop first.
-    pub(crate) depth: u32,
+    /// The roles of the composite whose names it waited for, when it last started (the
+    /// deepest roles stop first: [`crate::ordering`]).
+    pub(crate) waited_for: Vec<String>,
     /// The probe has passed for the current process.
     pub(crate) probe_passed: bool,
     /// When the next probe runs (none while one runs, or once it passed).
     pub(crate) next_probe: Option<Instant>,
     /// The current process's environment and folder, which the probe runs with.
     pub(crate) launch: Option<Launch>,
+    /// The processes that published for the role before its current process started (their
+    /// names do not make this one ready).
+    pub(crate) stale: std::collections::HashSet<layer_cake::ProcessId>,
 }
 
 /// A probe's result.
@@ -56,10 +59,11 @@ impl Readiness {
             after: compile(&settings.after)?,
             names: compile(&settings.ready_when_published)?,
             probe: settings.ready_probe.clone(),
-            depth: 0,
+            waited_for: Vec::new(),
             probe_passed: false,
             next_probe: None,
             launch: None,
+            stale: Default::default(),
         })
     }
 
@@ -83,8 +87,9 @@ pub(crate) fn probe_channel() -> (mpsc::Sender<Probed>, mpsc::Receiver<Probed>) 
     mpsc::channel(1024)
 }
 
-/// Runs `command` with `sh -c`, in the role's folder and environment (and as its user); whether
-/// it exited 0 within [`PROBE_TIMEOUT`].
+/// Runs `command` with `sh -c`, in the role's folder and environment (and as its user), in a
+/// process group of its own; whether it exited 0 within [`PROBE_TIMEOUT`]. One that does not
+/// is killed, with everything it started.
 pub(crate) async fn probe(command: &str, launch: &Launch) -> bool {
     let mut sh = tokio::process::Command::new("/bin/sh");
     sh.arg("-c")
@@ -95,13 +100,23 @@ pub(crate) async fn probe(command: &str, launch: &Launch) -> bool {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        // (Killed if it outlives its deadline.)
+        .process_group(0)
         .kill_on_drop(true);
     if let Some((uid, gid)) = launch.ids {
         sh.uid(uid).gid(gid);
     }
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, sh.status()).await,
-        Ok(Ok(status)) if status.success()
-    )
+    let Ok(mut child) = sh.spawn() else { return false };
+    match tokio::time::timeout(PROBE_TIMEOUT, child.wait()).await {
+        Ok(status) => status.is_ok_and(|s| s.success()),
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = child.wait().await;
+            false
+        }
+    }
 }

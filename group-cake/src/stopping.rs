@@ -27,11 +27,10 @@ impl Supervisor {
         }
         self.dirty = true;
         self.save();
-        let mut depths: Vec<u32> = self
-            .roles
-            .iter()
-            .filter(|r| r.running.is_some())
-            .map(|r| r.ready.depth)
+        let depth_of = self.depths();
+        let mut depths: Vec<u32> = (0..self.roles.len())
+            .filter(|i| self.roles[*i].running.is_some())
+            .map(|i| depth_of[i])
             .collect();
         depths.sort_unstable_by(|a, b| b.cmp(a));
         depths.dedup();
@@ -40,7 +39,8 @@ impl Supervisor {
             if waves > 1 {
                 info!(depth, "stopping the roles of this depth");
             }
-            self.stop_wave(exits, grace, |d| d == depth).await;
+            let wave: Vec<bool> = depth_of.iter().map(|d| *d == depth).collect();
+            self.stop_wave(exits, grace, &wave).await;
         }
         for role in &self.roles {
             if let Some(r) = &role.running {
@@ -52,20 +52,16 @@ impl Supervisor {
         self.save();
     }
 
-    /// SIGTERM to the running roles whose depth is `in_wave`, SIGKILL to those of them left
+    /// SIGTERM to the running roles `in_wave` picks (by index), SIGKILL to those of them left
     /// after `grace`; returns once they have ended (or [`KILL_WAIT`] after the kill).
-    async fn stop_wave(
-        &mut self,
-        exits: &mut mpsc::Receiver<Exited>,
-        grace: Duration,
-        in_wave: impl Fn(u32) -> bool,
-    ) {
+    async fn stop_wave(&mut self, exits: &mut mpsc::Receiver<Exited>, grace: Duration, in_wave: &[bool]) {
         let wave_running = |sup: &Supervisor| {
             sup.roles
                 .iter()
-                .any(|r| r.running.is_some() && in_wave(r.ready.depth))
+                .zip(in_wave)
+                .any(|(r, chosen)| *chosen && r.running.is_some())
         };
-        self.signal_where(Signal::SIGTERM, &in_wave);
+        self.signal_where(Signal::SIGTERM, in_wave);
         for (deadline, then) in [(grace, Some(Signal::SIGKILL)), (KILL_WAIT, None)] {
             let until = Instant::now() + deadline;
             while wave_running(self) {
@@ -78,17 +74,17 @@ impl Supervisor {
             match then {
                 Some(signal) if wave_running(self) => {
                     warn!("roles still running after {grace:?}: killing them");
-                    self.signal_where(signal, &in_wave);
+                    self.signal_where(signal, in_wave);
                 }
                 _ => {}
             }
         }
     }
 
-    /// Sends `signal` to every running role process whose depth is `in_wave`.
-    fn signal_where(&self, signal: Signal, in_wave: &impl Fn(u32) -> bool) {
-        for role in &self.roles {
-            if let Some(running) = role.running.as_ref().filter(|_| in_wave(role.ready.depth)) {
+    /// Sends `signal` to every running role process `in_wave` picks.
+    fn signal_where(&self, signal: Signal, in_wave: &[bool]) {
+        for (role, chosen) in self.roles.iter().zip(in_wave) {
+            if let Some(running) = role.running.as_ref().filter(|_| *chosen) {
                 running.signal(signal);
             }
         }

@@ -133,4 +133,26 @@ fn a_roles_own_folder_travels_with_model() {
         "{err}"
     );
     assert!(!fresh.home().exists(), "a failed import leaves nothing behind");
+
+    // Nor may a file take the place of a role's folder.
+    let forged = t.dir().join("forged-2.tar.gz");
+    let staging = t.dir().join("forge-2");
+    std::fs::create_dir_all(&staging).unwrap();
+    tar(&["-xzf", plain.to_str().unwrap(), "-C", staging.to_str().unwrap()]);
+    std::fs::create_dir_all(staging.join("model")).unwrap();
+    std::fs::write(staging.join("model/keeper"), "not a folder").unwrap();
+    tar(&[
+        "-czf",
+        forged.to_str().unwrap(),
+        "-C",
+        staging.to_str().unwrap(),
+        ".",
+    ]);
+    let fresh = TestHome::new();
+    let err = fresh.fails(&["import", forged.to_str().unwrap()]);
+    assert!(
+        err.contains("not a role's file: ") && err.contains("model/keeper"),
+        "{err}"
+    );
+    assert!(!fresh.home().exists(), "a failed import leaves nothing behind");
 }

@@ -170,7 +170,7 @@ fn start_wait_fails_at_once_when_a_role_ends_unready() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        said.contains("broken is ended before it was ready (exited 7)"),
+        said.contains("broken is ended (exited 7) while start waits for every role to be ready"),
         "{said}"
     );
     assert!(
@@ -215,4 +215,101 @@ fn ordering_flags_are_checked_and_cleared() {
     assert!(settings().get("ready_probe").is_none(), "{}", settings());
     let err = t.fails(&["update", "group", "--after", "a"]);
     assert!(err.contains("are a role's"), "{err}");
+}
+
+/// A role's new process is not made ready by what its previous process published: here the
+/// first process leaves its publisher running (holding `db:main`) when it is restarted, and
+/// the new one publishes nothing. It used to be ready at once.
+#[test]
+fn a_restarted_role_is_not_ready_by_its_previous_processs_names() {
+    let mut t = TestHome::new();
+    new_home(&t);
+    let publisher = bin("publisher").display().to_string();
+    let db = t.script(
+        "db.sh",
+        &format!(
+            "if [ ! -e ran ]; then touch ran; {publisher} --name db:main --scope GROUP & echo $! > orphan; fi\n\
+             trap 'exit 0' TERM\nsleep 600 & wait"
+        ),
+    );
+    t.ok(&["add", &db, "db", "--ready-when-published", "db:main"]);
+    t.ok(&["start", "--wait", "--wait-timeout", "20"]);
+    let orphan: u32 = std::fs::read_to_string(t.dir().join("orphan"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    t.extra_pids.push(orphan);
+    let first = t.role_status("db").unwrap()["pid"].as_u64().unwrap();
+
+    t.ok(&["restart", "db"]);
+    let now = t.role_status("db").unwrap();
+    assert!(now["pid"].as_u64().is_some_and(|p| p != first), "{now}");
+    assert_eq!(
+        now["ready"], false,
+        "the old process's db:main made the new one ready: {now}"
+    );
+    assert_eq!(strings(&now["waiting_for"]), ["db:main"]);
+    let out = t.run(&["start", "db", "--wait", "--wait-timeout", "0.5"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    t.ok(&["stop"]);
+}
+
+/// The order of stopping follows the waits as they are at the stop: a role given an `after`
+/// of its own by a reload (a waits for c now) makes the role that waited for it (b) deeper
+/// too, so b ends, then a, then c. (Depths were fixed at each start: b and a were stopped
+/// together.) A probe that outlives its time is killed with what it started.
+#[test]
+fn the_stop_order_follows_the_waits_as_they_are_now() {
+    let t = TestHome::new();
+    new_home(&t);
+    let c = publisher_script(&t, "c", "c:main", "0");
+    let a = publisher_script(&t, "a", "a:main", "0.3");
+    let b = publisher_script(&t, "b", "b:main", "0.3");
+    t.ok(&["add", &c, "c"]);
+    t.ok(&["add", &a, "a"]);
+    t.ok(&["add", &b, "b", "--after", "a:.*"]);
+    t.ok(&["start", "--wait", "--wait-timeout", "20"]);
+    t.ok(&["update", "a", "--after", "c:.*"]);
+    t.ok(&["reload"]);
+    t.wait_for("a restarted", || {
+        t.role_status("a")
+            .is_some_and(|r| r["state"] == "running" && r["pid"].is_u64())
+            && std::fs::read_to_string(t.dir().join("order")).is_ok_and(|o| o.contains("a-exit"))
+    });
+    std::fs::remove_file(t.dir().join("order")).unwrap();
+    t.ok(&["stop"]);
+    let order = std::fs::read_to_string(t.dir().join("order")).unwrap();
+    let order: Vec<&str> = order.lines().collect();
+    assert_eq!(
+        order,
+        ["b-term", "b-exit", "a-term", "a-exit", "c-term", "c-exit"]
+    );
+}
+
+/// A readiness probe that does not end within its 5 s is killed with everything it started.
+#[test]
+fn a_probe_past_its_time_is_killed_with_what_it_started() {
+    let t = TestHome::new();
+    new_home(&t);
+    t.ok(&[
+        "add",
+        "/bin/sleep",
+        "slow",
+        "--ready-probe",
+        "sleep 60 & echo $! > probe-child; wait",
+        "--",
+        "600",
+    ]);
+    t.ok(&["start"]);
+    let file = t.dir().join("probe-child");
+    t.wait_for("the probe to start its child", || {
+        std::fs::read_to_string(&file).is_ok_and(|p| p.trim().parse::<u32>().is_ok())
+    });
+    let child: u32 = std::fs::read_to_string(&file).unwrap().trim().parse().unwrap();
+    layer_cake_tests::home::wait_for("the probe's child to be killed at the probe's deadline", || {
+        !layer_cake_tests::home::alive(child)
+    });
+    assert_eq!(t.role_status("slow").unwrap()["ready"], false);
+    t.ok(&["stop"]);
 }

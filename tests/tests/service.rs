@@ -30,6 +30,8 @@ fn units_are_written_verified_and_removed() {
     let t = TestHome::new();
     t.ok(&["create"]);
     t.ok(&["add", "/bin/sleep", "sleeper", "--", "60"]);
+    // One level of waits: the composite's unit gives it a grace period more to stop.
+    t.ok(&["add", "/bin/sleep", "late", "--after", "x:.*", "--", "60"]);
     let units = t.dir().join("units");
     let units_arg = units.display().to_string();
     let folder = t.dir().file_name().unwrap().to_string_lossy().into_owned();

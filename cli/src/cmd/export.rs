@@ -295,7 +295,9 @@ fn import(archive: &Path, target: &Path) -> Result<usize> {
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
         let kind = entry.header().entry_type();
-        if !plain || !roles.contains(&role) || !(kind.is_file() || kind.is_dir()) {
+        // (A file must be inside the folder: one named as the folder would take its place.)
+        let in_folder = kind.is_dir() || rest.components().next().is_some();
+        if !plain || !in_folder || !roles.contains(&role) || !(kind.is_file() || kind.is_dir()) {
             bail!(
                 "the archive holds an entry that is not a role's file: {}",
                 path.display()

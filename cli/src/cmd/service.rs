@@ -145,6 +145,16 @@ fn word(text: &str) -> String {
     }
 }
 
+/// How long systemd lets a composite stop: 30 s, and a grace period (5 s) more for each role
+/// that waits for others (`--after`), as each level of waits is stopped in turn.
+fn stop_seconds(home: &layer_cake::home::Home) -> Result<u64> {
+    let mut ordered = 0;
+    for role in home.roles()? {
+        ordered += u64::from(!home.role(&role)?.after.is_empty());
+    }
+    Ok(30 + 5 * ordered)
+}
+
 impl Install {
     fn run(self, home_path: &Path) -> Result<()> {
         let unit = unit_name(self.what, self.name.as_deref(), home_path)?;
@@ -152,31 +162,32 @@ impl Install {
         if path.exists() && !self.force {
             bail!("{} exists; give --force to replace it", path.display());
         }
-        let (description, program, args, stop): (String, &str, Vec<String>, &str) = match self.what {
+        let (description, program, args, stop): (String, &str, Vec<String>, String) = match self.what {
             What::HostCake => (
                 "layer-cake host directory (host-cake)".into(),
                 "host-cake",
                 self.args.clone(),
-                "",
+                String::new(),
             ),
             What::LanCake => (
                 "layer-cake LAN directory (lan-cake)".into(),
                 "lan-cake",
                 self.args.clone(),
-                "",
+                String::new(),
             ),
             What::Home => {
                 if !self.args.is_empty() {
                     bail!("arguments after -- are for host-cake and lan-cake; a home's roles take theirs from the home");
                 }
-                let home = layer_cake::home::Home::open(home_path)?;
-                let home = std::path::absolute(home.path())?;
+                let opened = layer_cake::home::Home::open(home_path)?;
+                let home = std::path::absolute(opened.path())?;
                 (
                     format!("layer-cake composite of {}", home.display()),
                     "layer-cake",
                     vec!["run".into(), "--home-path".into(), home.display().to_string()],
-                    // group-cake stops its roles itself on SIGTERM (grace 5 s, then SIGKILL).
-                    "KillMode=mixed\nTimeoutStopSec=30s\n",
+                    // group-cake stops its roles itself on SIGTERM, the roles that waited for
+                    // others first: each level gets its grace period (5 s), then SIGKILL.
+                    format!("KillMode=mixed\nTimeoutStopSec={}s\n", stop_seconds(&opened)?),
                 )
             }
         };

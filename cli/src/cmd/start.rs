@@ -167,7 +167,7 @@ fn wait_ready(home: &Home, roles: &[String], deadline: Duration, began: std::tim
                         .as_ref()
                         .map_or("never ran".to_string(), Outcome::to_string);
                     failed = Some(format!(
-                        "{name} is {} before it was ready ({how})",
+                        "{name} is {} ({how}) while start waits for every role to be ready",
                         state_name(r.state)
                     ));
                     return Ok(true);

@@ -6,27 +6,43 @@
 //! built per change), and a search is answered from the names that start with its literal
 //! prefix, as the engine matches them.
 
+use super::engine::{Engine, LinkId};
 use super::search::Search;
-use std::collections::BTreeMap;
+use crate::ids::{ProcessId, PubId};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use tokio::sync::watch;
 
 /// The names published through a directory's children (standbys included), each with the
-/// role (`LC_ROLE`) its publishing process greeted with, if any.
+/// publishing process and the role (`LC_ROLE`) it greeted with, if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Published {
-    /// (name, role) → how many publications there are of it.
-    entries: BTreeMap<(String, Option<String>), u32>,
+    /// (name, role, process) → how many publications there are of it.
+    entries: BTreeMap<Entry, u32>,
+}
+
+type Entry = (String, Option<String>, ProcessId);
+
+/// One published name as [`Published`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// The role of the process that published it, if it has one.
+    pub role: Option<&'a str>,
+    /// The process that published it.
+    pub process: ProcessId,
 }
 
 impl Published {
-    /// Counts one more publication of `name` by a process of `role`.
-    pub fn add(&mut self, name: String, role: Option<String>) {
-        *self.entries.entry((name, role)).or_default() += 1;
+    /// Counts one more publication of `name` by `process`, of `role`.
+    pub fn add(&mut self, name: String, role: Option<String>, process: ProcessId) {
+        *self.entries.entry((name, role, process)).or_default() += 1;
     }
 
-    /// Counts one publication of `name` by a process of `role` fewer.
-    pub fn remove(&mut self, name: String, role: Option<String>) {
-        let key = (name, role);
+    /// Counts one publication of `name` by `process`, of `role`, fewer.
+    pub fn remove(&mut self, name: String, role: Option<String>, process: ProcessId) {
+        let key = (name, role, process);
         if let Some(count) = self.entries.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
@@ -35,26 +51,24 @@ impl Published {
         }
     }
 
-    /// Every (name, role) pair, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.entries.keys().map(|(n, r)| (n.as_str(), r.as_deref()))
+    /// Every published name, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = Listed<'_>> {
+        self.entries.keys().map(listed)
     }
 
-    /// The (name, role) pairs whose name `search` matches: only the names that start with
-    /// its literal prefix are tried.
-    pub fn matching<'a>(
-        &'a self,
-        search: &'a Search,
-    ) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+    /// The published names `search` matches: only the names that start with its literal
+    /// prefix are tried.
+    pub fn matching<'a>(&'a self, search: &'a Search) -> impl Iterator<Item = Listed<'a>> + 'a {
         let prefix = search.prefix();
+        let from = (prefix.to_string(), None, ProcessId(uuid::Uuid::nil()));
         self.entries
-            .range((Bound::Included((prefix.to_string(), None)), Bound::Unbounded))
-            .map(|((n, r), _)| (n.as_str(), r.as_deref()))
-            .take_while(move |(n, _)| n.starts_with(prefix))
-            .filter(|(n, _)| search.matches(n))
+            .range((Bound::Included(from), Bound::Unbounded))
+            .map(|(entry, _)| listed(entry))
+            .take_while(move |l| l.name.starts_with(prefix))
+            .filter(|l| search.matches(l.name))
     }
 
-    /// How many (name, role) pairs there are.
+    /// How many (name, role, process) entries there are.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -65,14 +79,92 @@ impl Published {
     }
 }
 
+/// A directory's side of the watch: what it has told, so that a publication is told once
+/// (whichever link holds it now) and taken back only once the engine no longer holds it.
+pub(crate) struct PublishedWatch {
+    sender: watch::Sender<Published>,
+    told: HashMap<PubId, Told>,
+}
+
+/// A publication as the watcher was told of it.
+struct Told {
+    /// The link that holds it now.
+    link: LinkId,
+    name: String,
+    role: Option<String>,
+    process: ProcessId,
+}
+
+impl PublishedWatch {
+    /// Tells what is published through `sender`.
+    pub(crate) fn new(sender: watch::Sender<Published>) -> PublishedWatch {
+        PublishedWatch {
+            sender,
+            told: HashMap::new(),
+        }
+    }
+
+    /// Publication `id` came on `link`, from a process of `role`: told, if the engine took it.
+    /// (A publication the engine already held, sent again on a new link, is now that link's.)
+    pub(crate) fn published(&mut self, engine: &Engine, link: LinkId, id: PubId, role: Option<String>) {
+        let Some(info) = engine.publication(id) else {
+            return;
+        };
+        if let Some(told) = self.told.get_mut(&id) {
+            told.link = link;
+            return;
+        }
+        let (name, process) = (info.name.clone(), info.process);
+        let told = Told {
+            link,
+            name: name.clone(),
+            role: role.clone(),
+            process,
+        };
+        self.told.insert(id, told);
+        self.sender
+            .send_modify(|published| published.add(name, role, process));
+    }
+
+    /// The publications `gone` picks (by id, and the link that holds them) that the engine no
+    /// longer holds have gone: told.
+    pub(crate) fn retracted(&mut self, engine: &Engine, gone: impl Fn(PubId, LinkId) -> bool) {
+        let ids: Vec<PubId> = self
+            .told
+            .iter()
+            .filter(|(id, told)| gone(**id, told.link) && engine.publication(**id).is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let removed: Vec<Told> = ids.iter().filter_map(|id| self.told.remove(id)).collect();
+        self.sender.send_modify(|published| {
+            for told in removed {
+                published.remove(told.name, told.role, told.process);
+            }
+        });
+    }
+}
+
+fn listed((name, role, process): &Entry) -> Listed<'_> {
+    Listed {
+        name,
+        role: role.as_deref(),
+        process: *process,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const P: ProcessId = ProcessId(uuid::Uuid::nil());
+
     fn of(pairs: &[(&str, Option<&str>)]) -> Published {
         let mut p = Published::default();
         for (n, r) in pairs {
-            p.add(n.to_string(), r.map(str::to_string));
+            p.add(n.to_string(), r.map(str::to_string), P);
         }
         p
     }
@@ -89,7 +181,7 @@ mod tests {
         let found = |s: &str| -> Vec<(String, Option<String>)> {
             let search = Search::new(s).unwrap();
             p.matching(&search)
-                .map(|(n, r)| (n.to_string(), r.map(str::to_string)))
+                .map(|l| (l.name.to_string(), l.role.map(str::to_string)))
                 .collect()
         };
         assert_eq!(
@@ -111,12 +203,13 @@ mod tests {
     #[test]
     fn a_name_published_twice_stays_until_both_go() {
         let mut p = of(&[("a", Some("r")), ("a", Some("r"))]);
-        p.remove("a".into(), Some("r".into()));
-        assert_eq!(p.iter().collect::<Vec<_>>(), [("a", Some("r"))]);
-        p.remove("a".into(), Some("r".into()));
+        p.remove("a".into(), Some("r".into()), P);
+        let left: Vec<(&str, Option<&str>)> = p.iter().map(|l| (l.name, l.role)).collect();
+        assert_eq!(left, [("a", Some("r"))]);
+        p.remove("a".into(), Some("r".into()), P);
         assert!(p.is_empty());
         // Removing what is not there changes nothing.
-        p.remove("a".into(), Some("r".into()));
+        p.remove("a".into(), Some("r".into()), P);
         assert!(p.is_empty());
     }
 }

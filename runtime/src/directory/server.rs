@@ -14,7 +14,7 @@
 use super::child_link::{accept_loop, Event, Greeting};
 pub use super::child_link::{LINK_QUEUE, WRITE_DEADLINE};
 use super::engine::{Engine, LinkId, Output};
-use super::published::Published;
+use super::published::{Published, PublishedWatch};
 use super::uplink::{self, UplinkEvent, UplinkHandle};
 use crate::ids::ProcessId;
 use crate::scope::Scope;
@@ -101,15 +101,15 @@ struct Directory {
     parent_epoch: Option<u64>,
     shutdown: CancellationToken,
     out: Vec<Output>,
-    /// The publications [`DirectoryConfig::published`] was told of: their link, name and
-    /// publisher's role (kept only when there is a watcher).
-    told: HashMap<crate::ids::PubId, (LinkId, String, Option<String>)>,
+    /// What the children publish, for the watcher of [`DirectoryConfig::published`].
+    watch: Option<PublishedWatch>,
 }
 
 impl Directory {
-    fn new(config: DirectoryConfig, shutdown: CancellationToken) -> Directory {
+    fn new(mut config: DirectoryConfig, shutdown: CancellationToken) -> Directory {
         Directory {
             engine: Engine::new(config.scope),
+            watch: config.published.take().map(PublishedWatch::new),
             config,
             listen: None,
             parent: None,
@@ -120,7 +120,6 @@ impl Directory {
             parent_epoch: None,
             shutdown,
             out: Vec::new(),
-            told: HashMap::new(),
         }
     }
 
@@ -235,59 +234,25 @@ impl Directory {
                     _ => (None, None),
                 };
                 self.engine.on_child_frame(link, frame, &mut self.out);
-                if let Some(id) = listed {
-                    self.tell_published(link, id);
-                }
-                if let Some(id) = retracted {
-                    self.tell_retracted(|told| told == id);
+                if let Some(watch) = &mut self.watch {
+                    if let Some(id) = listed {
+                        let role = self.links.get(&link).and_then(|l| l.hello.role.clone());
+                        watch.published(&self.engine, link, id, role);
+                    }
+                    if let Some(gone) = retracted {
+                        watch.retracted(&self.engine, |id, _| id == gone);
+                    }
                 }
             }
         }
     }
 
-    /// Tells the watcher (if any) that everything `link` published has gone.
+    /// Tells the watcher (if any) that what `link` published and the engine no longer holds
+    /// has gone.
     fn forget_published(&mut self, link: LinkId) {
-        if self.told.is_empty() {
-            return;
+        if let Some(watch) = &mut self.watch {
+            watch.retracted(&self.engine, |_, held_by| held_by == link);
         }
-        let of_link: std::collections::HashSet<crate::ids::PubId> = self
-            .told
-            .iter()
-            .filter(|(_, (l, _, _))| *l == link)
-            .map(|(id, _)| *id)
-            .collect();
-        self.tell_retracted(|id| of_link.contains(&id));
-    }
-
-    /// Tells the watcher (if any) of publication `id` from `link`, if the engine took it.
-    fn tell_published(&mut self, link: LinkId, id: crate::ids::PubId) {
-        let Some(watcher) = &self.config.published else {
-            return;
-        };
-        let (Some(info), false) = (self.engine.publication(id), self.told.contains_key(&id)) else {
-            return;
-        };
-        let role = self.links.get(&link).and_then(|l| l.hello.role.clone());
-        self.told.insert(id, (link, info.name.clone(), role.clone()));
-        let name = info.name.clone();
-        watcher.send_modify(|published| published.add(name, role));
-    }
-
-    /// Tells the watcher (if any) that the publications `gone` picks have gone.
-    fn tell_retracted(&mut self, gone: impl Fn(crate::ids::PubId) -> bool) {
-        let Some(watcher) = &self.config.published else {
-            return;
-        };
-        let ids: Vec<crate::ids::PubId> = self.told.keys().copied().filter(|id| gone(*id)).collect();
-        if ids.is_empty() {
-            return;
-        }
-        let removed: Vec<_> = ids.iter().filter_map(|id| self.told.remove(id)).collect();
-        watcher.send_modify(|published| {
-            for (_, name, role) in removed {
-                published.remove(name, role);
-            }
-        });
     }
 
     /// A process (not a directory, which passes on its children's) may list only for itself:
@@ -529,23 +494,5 @@ pub struct ListenRefused {
 }
 
 #[cfg(test)]
-mod listen_tests {
-    use super::*;
-
-    #[test]
-    fn group_and_host_directories_listen_on_loopback_only() {
-        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
-        for scope in [Scope::Group, Scope::Host] {
-            assert!(check_listen(scope, at("127.0.0.1:54195")).is_ok());
-            assert!(check_listen(scope, at("127.1.2.3:0")).is_ok());
-            assert!(check_listen(scope, at("[::1]:0")).is_ok());
-            assert_eq!(
-                check_listen(scope, at("0.0.0.0:54195")).unwrap_err().to_string(),
-                format!("a {scope} directory serves this host only: listen on loopback (127.0.0.1), not 0.0.0.0:54195")
-            );
-            assert!(check_listen(scope, at("10.0.0.1:54195")).is_err());
-            assert!(check_listen(scope, at("[::]:54195")).is_err());
-        }
-        assert!(check_listen(Scope::Lan, at("0.0.0.0:54195")).is_ok());
-    }
-}
+#[path = "server_tests.rs"]
+mod tests;
