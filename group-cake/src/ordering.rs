@@ -112,12 +112,11 @@ impl Supervisor {
         }
     }
 
-    /// Role `i`'s process has just started (with `launch`): not ready until it does what it
-    /// declares (ready at once when it declares nothing); its probe is due now.
-    pub(crate) fn on_started(&mut self, i: usize, launch: Option<Launch>) {
+    /// Role `i`'s process is about to start: what earlier processes of the role published,
+    /// and the directory has not yet seen go, will not make this one ready. (Taken before the
+    /// process exists: a process may publish before its start has been noted.)
+    pub(crate) fn before_start(&mut self, i: usize) {
         let role = &mut self.roles[i];
-        // What an earlier process of the role published, and the directory has not yet seen
-        // go, is not this process's.
         role.ready.stale = {
             let published = self.published.borrow();
             role.ready
@@ -128,6 +127,12 @@ impl Supervisor {
                 .map(|l| l.process)
                 .collect()
         };
+    }
+
+    /// Role `i`'s process has just started (with `launch`): not ready until it does what it
+    /// declares (ready at once when it declares nothing); its probe is due now.
+    pub(crate) fn on_started(&mut self, i: usize, launch: Option<Launch>) {
+        let role = &mut self.roles[i];
         role.ready.probe_passed = false;
         role.ready.next_probe = role.ready.probe.as_ref().map(|_| Instant::now());
         role.ready.launch = launch;

@@ -263,6 +263,7 @@ pub async fn run(options: Options, _lock: RunLock) -> anyhow::Result<i32> {
 impl Supervisor {
     /// Starts one process of role `i`.
     pub(crate) fn start(&mut self, i: usize) {
+        self.before_start(i);
         let home = self.home.path().display().to_string();
         let returned = self.home.returned_file(&self.roles[i].name);
         let _ = std::fs::remove_file(&returned);

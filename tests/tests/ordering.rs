@@ -313,3 +313,22 @@ fn a_probe_past_its_time_is_killed_with_what_it_started() {
     assert_eq!(t.role_status("slow").unwrap()["ready"], false);
     t.ok(&["stop"]);
 }
+
+/// Many roles starting at once are all ready once they have published: a process may publish
+/// before group-cake has noted its start (a fast one on the other core), and that name is its
+/// own, not a previous process's. (With 100 roles, one start in two left a role never ready.)
+#[test]
+fn many_roles_started_at_once_are_all_ready() {
+    let t = TestHome::new();
+    new_home(&t);
+    let idle = bin("idle-role").display().to_string();
+    for i in 0..40 {
+        let (name, ready) = (format!("r{i}"), format!("role:r{i}"));
+        t.ok(&["add", &idle, &name, "--ready-when-published", &ready]);
+    }
+    for _ in 0..5 {
+        let said = t.ok(&["start", "--wait", "--wait-timeout", "20"]);
+        assert!(said.contains("40 roles ready"), "{said}");
+        t.ok(&["stop"]);
+    }
+}
