@@ -105,10 +105,27 @@ fn a_roles_own_folder_travels_with_model() {
     bare.ok(&["import", plain.to_str().unwrap()]);
     assert!(!bare.home().join("roles/keeper/model/state/count").exists());
 
-    // An archive whose model entry names no role of it (hand-made) is refused, all or nothing.
-    let forged = t.dir().join("forged.tar.gz");
-    let staging = t.dir().join("forge");
-    std::fs::create_dir_all(&staging).unwrap();
+    // Hand-made archives: a model entry that names no role of the archive, or a file in the
+    // place of a role's folder, is refused, all or nothing.
+    for (from, file, refused) in [
+        (&with, "model/nobody/x", "model/nobody"),
+        (&plain, "model/keeper", "model/keeper"),
+    ] {
+        let forged = forge(&t, from, file);
+        let fresh = TestHome::new();
+        let err = fresh.fails(&["import", forged.to_str().unwrap()]);
+        assert!(
+            err.contains("not a role's file: ") && err.contains(refused),
+            "{err}"
+        );
+        assert!(!fresh.home().exists(), "a failed import leaves nothing behind");
+    }
+}
+
+/// `archive` unpacked, a file added at `file`, and packed again with `tar` (paths as `./...`).
+fn forge(t: &TestHome, archive: &std::path::Path, file: &str) -> std::path::PathBuf {
+    let staging = tempfile::tempdir_in(t.dir()).unwrap();
+    let forged = staging.path().with_extension("tar.gz");
     let tar = |args: &[&str]| {
         assert!(std::process::Command::new("tar")
             .args(args)
@@ -116,43 +133,11 @@ fn a_roles_own_folder_travels_with_model() {
             .unwrap()
             .success())
     };
-    tar(&["-xzf", with.to_str().unwrap(), "-C", staging.to_str().unwrap()]);
-    std::fs::create_dir_all(staging.join("model/nobody")).unwrap();
-    std::fs::write(staging.join("model/nobody/x"), "x").unwrap();
-    tar(&[
-        "-czf",
-        forged.to_str().unwrap(),
-        "-C",
-        staging.to_str().unwrap(),
-        ".",
-    ]);
-    let fresh = TestHome::new();
-    let err = fresh.fails(&["import", forged.to_str().unwrap()]);
-    assert!(
-        err.contains("not a role's file: ") && err.contains("model/nobody"),
-        "{err}"
-    );
-    assert!(!fresh.home().exists(), "a failed import leaves nothing behind");
-
-    // Nor may a file take the place of a role's folder.
-    let forged = t.dir().join("forged-2.tar.gz");
-    let staging = t.dir().join("forge-2");
-    std::fs::create_dir_all(&staging).unwrap();
-    tar(&["-xzf", plain.to_str().unwrap(), "-C", staging.to_str().unwrap()]);
-    std::fs::create_dir_all(staging.join("model")).unwrap();
-    std::fs::write(staging.join("model/keeper"), "not a folder").unwrap();
-    tar(&[
-        "-czf",
-        forged.to_str().unwrap(),
-        "-C",
-        staging.to_str().unwrap(),
-        ".",
-    ]);
-    let fresh = TestHome::new();
-    let err = fresh.fails(&["import", forged.to_str().unwrap()]);
-    assert!(
-        err.contains("not a role's file: ") && err.contains("model/keeper"),
-        "{err}"
-    );
-    assert!(!fresh.home().exists(), "a failed import leaves nothing behind");
+    let dir = staging.path().to_str().unwrap();
+    tar(&["-xzf", archive.to_str().unwrap(), "-C", dir]);
+    let added = staging.path().join(file);
+    std::fs::create_dir_all(added.parent().unwrap()).unwrap();
+    std::fs::write(&added, "x").unwrap();
+    tar(&["-czf", forged.to_str().unwrap(), "-C", dir, "."]);
+    forged
 }
