@@ -48,7 +48,7 @@ pub struct Options {
     pub directory: SocketAddr,
     /// The LAN's secret, given to every role (as `LC_SECRET_FILE`) when set.
     pub secret_file: Option<std::path::PathBuf>,
-    /// What the group's directory holds published, told after every change.
+    /// What the group's directory holds published, kept up to date by it.
     pub published: watch::Receiver<Published>,
 }
 
