@@ -40,6 +40,9 @@ impl Supervisor {
             info!(role = %role.name, "{text}");
             role.output.note(0, &text);
         }
+        if role.status.state == RoleState::Waiting && role.status.waiting_for == missing {
+            return;
+        }
         if role.status.state != RoleState::Waiting {
             role.status.since = jiff::Timestamp::now();
         }
@@ -106,7 +109,10 @@ impl Supervisor {
             }
             match role.status.state {
                 RoleState::Waiting => self.launch(i),
-                RoleState::Running if !role.status.ready => self.check_ready(i),
+                // (A role ready by its probe alone is not concerned.)
+                RoleState::Running if !role.status.ready && !role.ready.names.is_empty() => {
+                    self.check_ready(i)
+                }
                 _ => {}
             }
         }
@@ -173,9 +179,11 @@ impl Supervisor {
             info!(role = %role.name, "role ready");
             role.output.note(role.status.pid.unwrap_or(0), "ready");
         }
-        role.status.ready = ready;
-        role.status.waiting_for = missing;
-        self.dirty = true;
+        if role.status.ready != ready || role.status.waiting_for != missing {
+            role.status.ready = ready;
+            role.status.waiting_for = missing;
+            self.dirty = true;
+        }
     }
 
     /// When the next probe is due, if any.

@@ -120,7 +120,7 @@ impl BoundDirectory {
         })
     }
 
-    /// What the directory's children publish, told after every change (group-cake's
+    /// What the directory's children publish, kept up to date at every change (group-cake's
     /// ordering and readiness of its roles).
     pub fn watch_published(&mut self) -> tokio::sync::watch::Receiver<Published> {
         let (tx, rx) = tokio::sync::watch::channel(Published::default());

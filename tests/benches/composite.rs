@@ -13,6 +13,7 @@
 use layer_cake::{Node, NodeConfig, Scope, Subscription, SubscriptionEvent};
 use layer_cake_tests::bin;
 use layer_cake_tests::home::TestHome;
+use layer_cake_tests::table::{next_within, Table};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::HashSet;
@@ -34,25 +35,6 @@ async fn watcher(t: &TestHome) -> (Node, Subscription) {
         .unwrap();
     let sub = node.subscribe("role:.*", Scope::Group).await.unwrap();
     (node, sub)
-}
-
-async fn next(sub: &mut Subscription) -> SubscriptionEvent {
-    tokio::time::timeout(DEADLINE, sub.next())
-        .await
-        .expect("an event in time")
-        .expect("open")
-}
-
-fn summary(name: &str, mut samples: Vec<Duration>) {
-    samples.sort_unstable();
-    let q = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "| {name:38} | {:>5} | {:>10.2} | {:>10.2} | {:>10.2} |",
-        samples.len(),
-        q(0.5).as_secs_f64() * 1e3,
-        q(0.99).as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3
-    );
 }
 
 #[tokio::main]
@@ -92,7 +74,10 @@ async fn main() {
     // One role.
     t.ok(&["start", "one"]);
     let (node, mut sub) = watcher(&t).await;
-    while !matches!(next(&mut sub).await, SubscriptionEvent::Available(_)) {}
+    while !matches!(
+        next_within(&mut sub, DEADLINE).await,
+        SubscriptionEvent::Available(_)
+    ) {}
     let rss_one = layer_cake_tests::procfs::rss_kib(status(&t)["pid"].as_u64().unwrap() as u32);
     drop((sub, node));
     t.ok(&["stop"]);
@@ -106,7 +91,7 @@ async fn main() {
         let (node, mut sub) = watcher(&t).await;
         let mut seen = HashSet::new();
         while seen.len() < ROLES {
-            if let SubscriptionEvent::Available(s) = next(&mut sub).await {
+            if let SubscriptionEvent::Available(s) = next_within(&mut sub, DEADLINE).await {
                 seen.insert(s.name().to_string());
             }
         }
@@ -128,7 +113,7 @@ async fn main() {
                 kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
                 let name = format!("role:{role}");
                 loop {
-                    if let SubscriptionEvent::Available(s) = next(&mut sub).await {
+                    if let SubscriptionEvent::Available(s) = next_within(&mut sub, DEADLINE).await {
                         if s.name() == name {
                             break;
                         }
@@ -147,13 +132,9 @@ async fn main() {
         layer_cake_tests::procfs::cpus_allowed()
     );
     println!();
-    println!(
-        "| {:38} | {:>5} | {:>10} | {:>10} | {:>10} |",
-        "measure", "runs", "median ms", "p99 ms", "min ms"
-    );
-    println!("|{:-<40}|{:-<7}|{:-<12}|{:-<12}|{:-<12}|", "", "", "", "", "");
-    summary(&format!("start -> all {ROLES} roles connected"), starts);
-    summary("SIGKILL -> restarted role Available", restarts);
+    let table = Table::new(38);
+    table.row(&format!("start -> all {ROLES} roles connected"), starts);
+    table.row("SIGKILL -> restarted role Available", restarts);
     println!();
     println!(
         "group-cake RSS: alone {rss_plain} KiB, with 1 role {rss_one} KiB, with {ROLES} roles {rss_many} KiB"

@@ -16,6 +16,7 @@
 use layer_cake::{Node, NodeConfig, Scope, Session, SubscriptionEvent};
 use layer_cake_tests::bin;
 use layer_cake_tests::home::TestHome;
+use layer_cake_tests::table::{next_within, Table};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,18 +28,6 @@ const ROLES: usize = LEVELS * PER_LEVEL;
 const START_RUNS: usize = 5;
 const RELOAD_RUNS: usize = 10;
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn summary(name: &str, mut samples: Vec<Duration>) {
-    samples.sort_unstable();
-    let q = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "| {name:42} | {:>5} | {:>10.1} | {:>10.1} | {:>10.1} |",
-        samples.len(),
-        q(0.5).as_secs_f64() * 1e3,
-        q(1.0).as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3
-    );
-}
 
 /// A home of 100 idle roles, each ready once it has published its name; in levels that wait
 /// for the level before when `ordered`.
@@ -79,13 +68,6 @@ fn starts(t: &TestHome) -> Vec<Duration> {
         .collect()
 }
 
-async fn next(sub: &mut layer_cake::Subscription) -> SubscriptionEvent {
-    tokio::time::timeout(DEADLINE, sub.next())
-        .await
-        .expect("an event in time")
-        .expect("open")
-}
-
 #[tokio::main]
 async fn main() {
     let unordered = home(false);
@@ -107,7 +89,7 @@ async fn main() {
     let mut sub = node.subscribe("role:.*", Scope::Group).await.unwrap();
     let mut sessions: HashMap<String, Session> = HashMap::new();
     while sessions.len() < ROLES {
-        if let SubscriptionEvent::Available(s) = next(&mut sub).await {
+        if let SubscriptionEvent::Available(s) = next_within(&mut sub, DEADLINE).await {
             sessions.insert(s.name().to_string(), s);
         }
     }
@@ -145,7 +127,7 @@ async fn main() {
         t.ok(&["reload"]);
         let name = format!("role:{changed}");
         loop {
-            match next(&mut sub).await {
+            match next_within(&mut sub, DEADLINE).await {
                 SubscriptionEvent::Available(s) if s.name() == name => {
                     sessions.insert(name.clone(), s);
                     break;
@@ -180,17 +162,13 @@ async fn main() {
         layer_cake_tests::procfs::cpus_allowed()
     );
     println!();
-    println!(
-        "| {:42} | {:>5} | {:>10} | {:>10} | {:>10} |",
-        "measure", "runs", "median ms", "max ms", "min ms"
-    );
-    println!("|{:-<44}|{:-<7}|{:-<12}|{:-<12}|{:-<12}|", "", "", "", "", "");
-    summary(&format!("start --wait, {ROLES} roles, no ordering"), plain_starts);
-    summary(
+    let table = Table::new(42);
+    table.row(&format!("start --wait, {ROLES} roles, no ordering"), plain_starts);
+    table.row(
         &format!("start --wait, {ROLES} roles, {LEVELS} levels --after"),
         ordered_starts,
     );
-    summary("reload of 1 changed role -> Available", reloads);
+    table.row("reload of 1 changed role -> Available", reloads);
     println!();
     println!(
         "requests to the other {} roles during the reloads: {asked}, failed {failed}",

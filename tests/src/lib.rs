@@ -312,3 +312,4 @@ pub mod churn;
 pub mod home;
 pub mod lab;
 pub mod procfs;
+pub mod table;

@@ -165,7 +165,6 @@ fn start_wait_fails_at_once_when_a_role_ends_unready() {
     t.ok(&["add", &ok, "job"]);
     t.ok(&["add", &bad, "broken", "--ready-probe", "false"]);
     t.ok(&["add", &bin("idle-role").display().to_string(), "keeper"]);
-    let began = std::time::Instant::now();
     let out = t.run(&["start", "--wait", "--wait-timeout", "30"]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
@@ -173,10 +172,8 @@ fn start_wait_fails_at_once_when_a_role_ends_unready() {
         said.contains("broken is ended (exited 7) while start waits for every role to be ready"),
         "{said}"
     );
-    assert!(
-        began.elapsed() < std::time::Duration::from_secs(30),
-        "it did not wait out its deadline"
-    );
+    // (Not at its deadline: that failure names the roles not ready, in other words.)
+    assert!(!said.contains("not every role was ready within"), "{said}");
     t.ok(&["stop"]);
 }
 

@@ -47,7 +47,7 @@ pub struct CallCmd {
     key: Option<String>,
     /// Seconds to wait for the instances (--count, or the first), and as long again for the
     /// answers.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = super::parse_seconds)]
     timeout: f64,
     /// How widely to look: GROUP, HOST or LAN.
     #[arg(long, default_value = "HOST")]
@@ -61,13 +61,6 @@ pub struct CallCmd {
 
 /// How long the instances of `--all` may take to appear after the first (without --count).
 const SETTLE: Duration = Duration::from_millis(100);
-
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
-    }
-}
 
 impl CallCmd {
     pub fn run(self, home_path: &Path) -> Result<()> {

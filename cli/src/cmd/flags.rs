@@ -158,6 +158,14 @@ fn absolute(path: &Path) -> Result<Option<PathBuf>> {
     ))
 }
 
+/// A number of seconds, over 0 and at most a day (`call --timeout`, `start --wait-timeout`).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
+    }
+}
+
 /// KEY=VALUE.
 fn parse_var(text: &str) -> Result<(String, String), String> {
     let (k, v) = text

@@ -25,7 +25,7 @@ pub mod stop;
 pub mod tree;
 pub mod update;
 
-pub use flags::{parse_retry, GroupFlags, LaunchFlags, LogFlags, ReadyFlags, RetryChange};
+pub use flags::{parse_retry, parse_seconds, GroupFlags, LaunchFlags, LogFlags, ReadyFlags, RetryChange};
 
 use anyhow::{bail, Result};
 use layer_cake::home::Home;

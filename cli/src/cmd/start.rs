@@ -36,7 +36,7 @@ pub struct Start {
     #[arg(long)]
     wait: bool,
     /// How long --wait waits, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, requires = "wait", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, requires = "wait", value_parser = super::parse_seconds)]
     wait_timeout: f64,
 }
 
@@ -132,14 +132,6 @@ impl Start {
             wait_ready(&home, &roles, Duration::from_secs_f64(self.wait_timeout), began)?;
         }
         Ok(())
-    }
-}
-
-/// A number of seconds, over 0.
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok(s),
-        _ => Err(format!("{text:?} is not a number of seconds over 0")),
     }
 }
 

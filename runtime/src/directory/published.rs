@@ -126,19 +126,31 @@ impl PublishedWatch {
             .send_modify(|published| published.add(name, role, process));
     }
 
-    /// The publications `gone` picks (by id, and the link that holds them) that the engine no
-    /// longer holds have gone: told.
-    pub(crate) fn retracted(&mut self, engine: &Engine, gone: impl Fn(PubId, LinkId) -> bool) {
+    /// Publication `id` was retracted: told, if the engine no longer holds it (it ignores a
+    /// retract from a link that does not hold the publication).
+    pub(crate) fn retracted(&mut self, engine: &Engine, id: PubId) {
+        if engine.publication(id).is_none() {
+            self.take(std::iter::once(id));
+        }
+    }
+
+    /// `link` is gone: what it held, and the engine no longer holds, is told gone.
+    pub(crate) fn link_lost(&mut self, engine: &Engine, link: LinkId) {
         let ids: Vec<PubId> = self
             .told
             .iter()
-            .filter(|(id, told)| gone(**id, told.link) && engine.publication(**id).is_none())
+            .filter(|(id, told)| told.link == link && engine.publication(**id).is_none())
             .map(|(id, _)| *id)
             .collect();
-        if ids.is_empty() {
+        self.take(ids);
+    }
+
+    /// Tells that the publications `ids` have gone.
+    fn take(&mut self, ids: impl IntoIterator<Item = PubId>) {
+        let removed: Vec<Told> = ids.into_iter().filter_map(|id| self.told.remove(&id)).collect();
+        if removed.is_empty() {
             return;
         }
-        let removed: Vec<Told> = ids.iter().filter_map(|id| self.told.remove(id)).collect();
         self.sender.send_modify(|published| {
             for told in removed {
                 published.remove(told.name, told.role, told.process);

@@ -45,7 +45,7 @@ pub struct DirectoryConfig {
     /// The LAN's secret: connections with other hosts (children of a LAN directory, the
     /// link up to one) must pass the Noise handshake ([`crate::secure`]).
     pub secret: Option<Secret>,
-    /// Where to tell what the children have published, after every change to it (group-cake
+    /// Where to keep what the children have published, up to date at every change (group-cake
     /// watches it; other directories leave it out and pay nothing).
     pub published: Option<watch::Sender<Published>>,
 }
@@ -239,8 +239,8 @@ impl Directory {
                         let role = self.links.get(&link).and_then(|l| l.hello.role.clone());
                         watch.published(&self.engine, link, id, role);
                     }
-                    if let Some(gone) = retracted {
-                        watch.retracted(&self.engine, |id, _| id == gone);
+                    if let Some(id) = retracted {
+                        watch.retracted(&self.engine, id);
                     }
                 }
             }
@@ -251,7 +251,7 @@ impl Directory {
     /// has gone.
     fn forget_published(&mut self, link: LinkId) {
         if let Some(watch) = &mut self.watch {
-            watch.retracted(&self.engine, |_, held_by| held_by == link);
+            watch.link_lost(&self.engine, link);
         }
     }
 
